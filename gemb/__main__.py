@@ -1,0 +1,5 @@
+import sys
+
+from gemb.cli import main
+
+sys.exit(main())

@@ -1,0 +1,88 @@
+"""The `gemb` command: ``gemb run RECIPE[:VARIANT]`` and ``gemb list [REGISTRY]``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import textwrap
+import warnings
+
+from gemb import config as config_lib
+from gemb import registry
+from gemb.errors import GembError
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(
+      prog="gemb", description="gemb: multimodal embeddings and cold-start exploration on JAX.")
+  sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+  r = sub.add_parser(
+      "run", help="run a recipe", description="Run a recipe from recipes/ (or a path to one).",
+      epilog="example: gemb run quickstart:tiny --set train.steps=20 --workdir /tmp/qs")
+  r.add_argument("recipe", metavar="RECIPE[:VARIANT]",
+                 help="recipe name in recipes/ or a path to a recipe .py file, with an optional "
+                      "variant, e.g. 'quickstart:tiny'")
+  r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config key (repeatable), e.g. --set train.lr=1e-4")
+  r.add_argument("--workdir", default=None,
+                 help="where the run writes config, metadata, metrics and checkpoints "
+                      "(default: runs/RECIPE[-VARIANT]/TIMESTAMP)")
+  r.add_argument("--print-config", action="store_true",
+                 help="print the resolved config and exit without running")
+
+  ls = sub.add_parser("list", help="list registered components or recipes",
+                      description="List components with the distribution that provided each.")
+  ls.add_argument("registry", nargs="?", default=None,
+                  help=f"one of: {', '.join(registry.ALL)}, recipes (default: all)")
+  return p
+
+
+def _list(which: str | None) -> None:
+  if which == "recipes":
+    for name, path in config_lib.available_recipes().items():
+      print(f"{name:24s} {path}")
+    return
+  kinds = [which] if which else list(registry.ALL)
+  for kind in kinds:
+    reg = registry.registry_for(kind)
+    entries = reg.entries()
+    print(f"{kind} ({reg.description}):")
+    if not entries:
+      print("  (none)")
+    for e in entries:
+      desc = textwrap.shorten(e.description, 70) if e.description else ""
+      print(f"  {e.name:24s} {e.origin:22s} {desc}")
+  failed = [p for p in registry.loaded_plugins() if p.error]
+  for p in failed:
+    print(f"failed plugin: {p.distribution} {p.version} -> {p.group}:{p.name}: {p.error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+  args = _parser().parse_args(argv)
+  try:
+    if args.command == "list":
+      with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # failures are printed in the listing
+        _list(args.registry)
+      return 0
+    if args.command == "run":
+      from gemb import run as run_lib
+      if args.print_config:
+        recipe = config_lib.find_recipe(args.recipe)
+        cfg = config_lib.apply_overrides(config_lib.load_config(recipe), args.overrides)
+        print(cfg)
+        return 0
+      run_lib.run_recipe(args.recipe, args.overrides, args.workdir)
+      return 0
+  except GembError as e:
+    print(f"gemb: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("gemb: interrupted", file=sys.stderr)
+    return 130
+  return 1
+
+
+if __name__ == "__main__":
+  sys.exit(main())

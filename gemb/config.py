@@ -1,0 +1,183 @@
+"""Recipes and their configs.
+
+A recipe is a Python file in ``recipes/`` with ``get_config(variant: str = "")`` returning an
+`ml_collections.ConfigDict`. The config names its run kind (``kind``, a `gemb.runners` name) and
+its components by registry spec. gemb locks the config, so a typo'd key is an error, and
+command-line overrides (``--set a.b=3``) are converted to the type already in the config.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import importlib.util
+import pathlib
+from typing import Any, Iterable, Sequence
+
+import ml_collections
+
+from gemb.errors import ConfigError
+
+ConfigDict = ml_collections.ConfigDict
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+  name: str
+  variant: str
+  path: pathlib.Path
+
+  @property
+  def ref(self) -> str:
+    return f"{self.name}:{self.variant}" if self.variant else self.name
+
+
+def recipe_dirs() -> list[pathlib.Path]:
+  """Where recipe names are looked up: ./recipes, then the recipes/ beside an editable checkout."""
+  dirs = [pathlib.Path.cwd() / "recipes", pathlib.Path(__file__).resolve().parent.parent / "recipes"]
+  out = []
+  for d in dirs:
+    if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
+      out.append(d)
+  return out
+
+
+def available_recipes() -> dict[str, pathlib.Path]:
+  found: dict[str, pathlib.Path] = {}
+  for d in recipe_dirs():
+    for p in sorted(d.glob("*.py")):
+      if not p.name.startswith("_"):
+        found.setdefault(p.stem, p)
+  return found
+
+
+def find_recipe(ref: str) -> Recipe:
+  """Resolves ``NAME[:VARIANT]`` or ``path/to/recipe.py[:VARIANT]``."""
+  target, _, variant = ref.partition(":")
+  if target.endswith(".py") or "/" in target:
+    path = pathlib.Path(target)
+    if not path.is_file():
+      raise ConfigError(f"Recipe file {target!r} does not exist.")
+    return Recipe(path.stem, variant, path)
+  known = available_recipes()
+  if target not in known:
+    close = difflib.get_close_matches(target, list(known), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    where = ", ".join(str(d) for d in recipe_dirs()) or "no recipes/ folder found"
+    raise ConfigError(f"Unknown recipe {target!r}.{hint} Known recipes: "
+                      f"{', '.join(known) or 'none'} (looked in {where}).")
+  return Recipe(target, variant, known[target])
+
+
+def load_config(recipe: Recipe) -> ConfigDict:
+  """Imports the recipe file and calls its ``get_config(variant)``; returns a locked config."""
+  spec = importlib.util.spec_from_file_location(f"gemb_recipe_{recipe.name}", recipe.path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  get_config = getattr(module, "get_config", None)
+  if get_config is None:
+    raise ConfigError(f"Recipe {recipe.path} has no get_config(variant: str = '') function.")
+  cfg = get_config(recipe.variant)
+  if not isinstance(cfg, ConfigDict):
+    raise ConfigError(f"{recipe.path}: get_config must return an ml_collections.ConfigDict, "
+                      f"got {type(cfg).__name__}.")
+  if "kind" not in cfg:
+    raise ConfigError(f"{recipe.path}: the config must name its run kind in `kind` "
+                      "(a gemb.runners name, e.g. 'train', 'eval', 'coldstart').")
+  cfg.lock()
+  return cfg
+
+
+def check_variant(variant: str, known: Sequence[str]) -> None:
+  """For recipes: raise a clear error for a variant the recipe does not define."""
+  if variant not in known:
+    shown = ", ".join(repr(v) for v in known)
+    raise ConfigError(f"Unknown recipe variant {variant!r}; this recipe has: {shown}.")
+
+
+def flat_keys(cfg: ConfigDict, prefix: str = "") -> list[str]:
+  keys = []
+  for k, v in cfg.items():
+    full = f"{prefix}{k}"
+    keys.append(full)
+    if isinstance(v, ConfigDict):
+      keys.extend(flat_keys(v, full + "."))
+  return keys
+
+
+def _convert(key: str, raw: str, current: Any) -> Any:
+  def fail(expected: str, example: str):
+    return ConfigError(f"--set {key}={raw}: expected {expected} (current value {current!r}), "
+                       f"e.g. --set {key}={example}.")
+
+  if isinstance(current, ConfigDict):
+    raise ConfigError(f"--set {key}=...: {key!r} is a group of settings; set its keys instead, "
+                      f"e.g. --set {key}.{next(iter(current.keys()), 'KEY')}=...")
+  if isinstance(current, bool):
+    low = raw.strip().lower()
+    if low in _TRUE:
+      return True
+    if low in _FALSE:
+      return False
+    raise fail("a bool", "true")
+  if isinstance(current, int):
+    try:
+      return int(raw)
+    except ValueError:
+      raise fail("an int", str(current)) from None
+  if isinstance(current, float):
+    try:
+      return float(raw)
+    except ValueError:
+      raise fail("a float", repr(current)) from None
+  if isinstance(current, str):
+    s = raw.strip()
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+      return s[1:-1]
+    return raw
+  if isinstance(current, (tuple, list)):
+    try:
+      value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      # A bare comma list like 128,256 is the common way to write it on a command line.
+      value = tuple(_literal_or_str(p) for p in raw.split(",") if p.strip())
+    if not isinstance(value, (tuple, list)):
+      value = (value,)
+    return type(current)(value)
+  # None or anything else: a literal if it parses, else the string.
+  return _literal_or_str(raw)
+
+
+def _literal_or_str(raw: str) -> Any:
+  try:
+    return ast.literal_eval(raw.strip())
+  except (ValueError, SyntaxError):
+    return raw.strip()
+
+
+def apply_overrides(cfg: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
+  """Applies ``key.sub=value`` overrides in place, type-checked against the current values."""
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise ConfigError(f"--set expects KEY=VALUE, got {item!r}.")
+    *parents, leaf = key.split(".")
+    node = cfg
+    for depth, part in enumerate(parents + [leaf]):
+      if not isinstance(node, ConfigDict) or part not in node:
+        valid = flat_keys(cfg)
+        close = difflib.get_close_matches(key, valid, n=1, cutoff=0.4)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(f"--set {item}: unknown config key {key!r}.{hint} "
+                          f"Valid keys: {', '.join(valid)}.")
+      if depth < len(parents):
+        node = node[part]
+    value = _convert(key, raw, node[leaf])
+    try:
+      node[leaf] = value
+    except (TypeError, ValueError) as e:
+      raise ConfigError(f"--set {item}: {e}") from None
+  return cfg
