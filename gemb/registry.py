@@ -90,7 +90,7 @@ def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
   if not (rest.startswith("(") and rest.endswith(")")):
     raise SpecError(
         f"Invalid spec {spec!r}: after the name {name!r} only an argument list in parentheses "
-        "may follow, e.g. f\"{name}(k=1)\".")
+        f"may follow, e.g. '{name}(k=1)'.")
   try:
     call = ast.parse("f" + rest, mode="eval").body
   except SyntaxError as e:
@@ -178,7 +178,9 @@ class Registry:
                   description=description if description is not None else _describe(obj))
     with self._lock:
       old = self._entries.get(name)
-      if old is not None and old.obj is not obj:
+      if old is not None and old.obj is obj:
+        return obj  # the same object again, e.g. a module imported twice
+      if old is not None:
         raise DuplicateComponentError(
             f"gemb.{self.kind} already has {name!r} (from {old.origin}: {_qualname(old.obj)}); "
             f"refusing the one from {entry.origin} ({_qualname(obj)}). Pick another name.")

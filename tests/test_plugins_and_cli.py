@@ -1,0 +1,107 @@
+"""Entry-point plugins from real installed distributions, and the `gemb` command line.
+
+The test plugins under tests/plugins/ are pip-installed into a private folder (see conftest), so
+discovery goes through importlib.metadata exactly as for a user's `pip install gemb-xyz`.
+"""
+
+import json
+import textwrap
+
+from _helpers import TESTS, run_gemb, run_python
+
+HELLO = str(TESTS / "fixtures" / "hello_recipe.py")
+
+
+def test_entry_points_register_lazily_and_a_broken_plugin_only_warns(plugin_env):
+  code = textwrap.dedent("""
+      import sys, warnings
+      warnings.simplefilter("always")
+      import gemb
+      assert "gemb_hello" not in sys.modules, "discovery must be lazy"
+      with warnings.catch_warnings(record=True) as caught:
+          warnings.simplefilter("always")
+          loss = gemb.losses.get("hello_l2(scale=2.0)")
+      print("LOSS", loss([[1.0, 0.0]], [[0.0, 0.0]]))
+      e = gemb.losses.entry("hello_l2")
+      print("ORIGIN", e.origin, "|", e.description)
+      for w in caught:
+          print("WARN", w.message)
+      index = gemb.retrievers.get("hello_brute")().build([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+      ids, scores = index.search([[0.0, 1.0]], k=2)
+      print("IDS", ids.tolist())
+      for p in gemb.loaded_plugins():
+          print("PLUGIN", p.group, p.name, p.distribution, p.version, p.error is not None)
+  """)
+  out = run_python(code, plugin_env)
+  assert out.returncode == 0, out.stderr
+  lines = out.stdout.splitlines()
+  assert "LOSS 2.0" in lines
+  assert "ORIGIN gemb-hello | Mean squared L2 distance between paired embeddings, times `scale`." in lines
+  warns = [l for l in lines if l.startswith("WARN")]
+  assert len(warns) == 1, lines
+  assert "gemb-broken 9.9.9" in warns[0] and "broken_loss" in warns[0]
+  assert "gemb_dependency_that_is_not_installed" in warns[0]
+  assert "IDS [[1, 2]]" in lines
+  assert "PLUGIN gemb.losses hello_l2 gemb-hello 0.3.1 False" in lines
+  assert "PLUGIN gemb.losses broken_loss gemb-broken 9.9.9 True" in lines
+  assert "PLUGIN gemb.retrievers hello_brute gemb-hello 0.3.1 False" in lines
+
+
+def test_gemb_list_shows_plugins_with_origin(plugin_env):
+  out = run_gemb(["list", "losses"], plugin_env)
+  assert out.returncode == 0, out.stderr
+  row = next(l for l in out.stdout.splitlines() if l.strip().startswith("hello_l2"))
+  assert "gemb-hello" in row and "Mean squared L2 distance" in row
+  assert "failed plugin: gemb-broken 9.9.9 -> gemb.losses:broken_loss" in out.stdout
+  out = run_gemb(["list", "runners"], plugin_env)
+  assert "hello_fit" in out.stdout
+  out = run_gemb(["list", "lossez"], plugin_env)
+  assert out.returncode == 2 and "Did you mean 'losses'" in out.stderr
+  assert "Traceback" not in out.stderr
+
+
+def test_gemb_run_writes_config_metadata_and_metrics(plugin_env, tmp_path):
+  workdir = tmp_path / "run"
+  out = run_gemb(["run", f"{HELLO}:tiny", "--set", "steps=40", "--set", "slope=-1.5",
+                  "--workdir", str(workdir)], plugin_env)
+  assert out.returncode == 0, out.stderr
+  cfg = json.loads((workdir / "config.json").read_text())
+  assert cfg["steps"] == 40 and cfg["slope"] == -1.5
+  meta = json.loads((workdir / "run.json").read_text())
+  assert meta["status"] == "completed" and meta["recipe"] == "hello_recipe:tiny"
+  assert meta["versions"]["jax"] == "0.10.2" and meta["versions"]["gemb"]
+  assert meta["devices"]["platform"] == "cpu" and meta["devices"]["count"] >= 1
+  assert {"group": "gemb.runners", "name": "hello_fit", "distribution": "gemb-hello",
+          "version": "0.3.1", "error": None} in meta["plugins"]
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in records] == list(range(40))
+  assert records[-1]["loss"] < records[0]["loss"] * 1e-3  # the run really fit the line
+  summary = json.loads((workdir / "summary.json").read_text())
+  assert abs(summary["slope"] + 1.5) < 0.05 and abs(summary["intercept"] + 0.5) < 0.05
+
+
+def test_gemb_run_errors_exit_2_without_traceback(plugin_env, tmp_path):
+  cases = [
+      (["run", HELLO, "--set", "steps=ten"], "expected an int"),
+      (["run", HELLO, "--set", "stepz=3"], "Did you mean 'steps'"),
+      (["run", f"{HELLO}:huge"], "Unknown recipe variant 'huge'"),
+      (["run", "no_such_recipe"], "Unknown recipe 'no_such_recipe'"),
+      (["run", HELLO, "--set", "kind=hello_fti"], "Did you mean 'hello_fit'"),
+  ]
+  for args, message in cases:
+    out = run_gemb(args + ["--workdir", str(tmp_path / "w")], plugin_env)
+    assert out.returncode == 2, (args, out.stderr)
+    assert message in out.stderr and "Traceback" not in out.stderr, (args, out.stderr)
+
+
+def test_help_everywhere():
+  for args in (["--help"], ["run", "--help"], ["list", "--help"]):
+    out = run_gemb(args)
+    assert out.returncode == 0 and "usage: gemb" in out.stdout
+  out = run_gemb(["run"])
+  assert out.returncode == 2 and "RECIPE" in out.stderr
+
+
+def test_print_config(plugin_env):
+  out = run_gemb(["run", HELLO, "--set", "lr=0.25", "--print-config"], plugin_env)
+  assert out.returncode == 0 and "lr: 0.25" in out.stdout

@@ -1,0 +1,31 @@
+"""Every recipe in recipes/ runs end to end in its `tiny` variant, with the command its docstring shows."""
+
+import ast
+import json
+import shlex
+
+import pytest
+
+from _helpers import REPO, run_gemb
+
+RECIPES = sorted(p for p in (REPO / "recipes").glob("*.py") if not p.name.startswith("_"))
+
+
+def _tiny_command(path):
+  doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+  wanted = f"python3 -m gemb run {path.stem}:tiny"
+  for line in doc.splitlines():
+    if line.strip().startswith(wanted):
+      return shlex.split(line.strip())[3:]  # the arguments after `python3 -m gemb`
+  raise AssertionError(f"{path.name}: its docstring must show the tiny command, `{wanted} ...`")
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_recipe_tiny_variant_runs(path, tmp_path):
+  args = _tiny_command(path)
+  out = run_gemb(args + ["--workdir", str(tmp_path)], cwd=REPO)
+  assert out.returncode == 0, out.stderr[-4000:]
+  meta = json.loads((tmp_path / "run.json").read_text())
+  assert meta["status"] == "completed"
+  assert (tmp_path / "config.json").exists()
+  assert (tmp_path / "metrics.jsonl").read_text().strip(), "a run must log metrics"
