@@ -1,0 +1,163 @@
+"""The committed compact assets (emoji images, spoken names) and the system assets behind them.
+
+Runtime needs pip only: the images and clips live pre-rendered in `gemb/data/assets/*.npz`, read
+here and decoded lazily, one item at a time. The system packages (Noto Color Emoji font,
+espeak-ng) are needed only to rebuild those files or to synthesize new audio.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import os
+import shutil
+import warnings
+from typing import Any
+
+import numpy as np
+
+from gemb.errors import InputError
+
+ASSET_DIR = os.path.join(os.path.dirname(__file__), "assets")
+EMOJI_FILE = os.path.join(ASSET_DIR, "emoji.npz")
+SPEECH_FILE = os.path.join(ASSET_DIR, "speech.npz")
+FONT_PATH = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
+
+# Which built-in datasets need which asset; named in every "missing asset" message.
+NEEDS = {
+    "emoji.npz": ("emoji", "clips", "interleaved", "spoken-names (image targets)"),
+    "speech.npz": ("spoken-names",),
+}
+NEED_NOTHING = ("code", "text-pairs", "movielens-100k (with recbole installed)")
+
+
+class MissingAssetError(InputError):
+  """A committed asset file or a system package is missing."""
+
+
+def _missing(path: str, rebuild: str) -> MissingAssetError:
+  name = os.path.basename(path)
+  return MissingAssetError(
+      f"The dataset asset {path} is missing (it ships with gemb; a partial checkout or a "
+      f"packaging step dropped it). Rebuild it with `{rebuild}`. Datasets that need it: "
+      f"{', '.join(NEEDS.get(name, ()))}. Datasets that still work without it: "
+      f"{', '.join(NEED_NOTHING)}.")
+
+
+class BlobStore:
+  """Variable-length byte blobs packed in one array with offsets, plus JSON metadata."""
+
+  def __init__(self, path: str, blob_key: str, rebuild: str):
+    if not os.path.exists(path):
+      raise _missing(path, rebuild)
+    try:
+      with np.load(path) as z:
+        self.blobs = z[blob_key]
+        self.offsets = z["offsets"]
+        self.meta: dict[str, Any] = json.loads(z["meta"].tobytes().decode())
+    except (OSError, ValueError, KeyError) as e:
+      raise MissingAssetError(f"The dataset asset {path} is corrupt ({type(e).__name__}: {e}). "
+                              f"Rebuild it with `{rebuild}`.") from None
+    self.path = path
+
+  def __len__(self) -> int:
+    return len(self.offsets) - 1
+
+  def blob(self, i: int) -> bytes:
+    return self.blobs[self.offsets[i]:self.offsets[i + 1]].tobytes()
+
+
+@functools.lru_cache(maxsize=None)
+def emoji_store(path: str = EMOJI_FILE) -> BlobStore:
+  return BlobStore(path, "images", "python tools/build_emoji_assets.py")
+
+
+@functools.lru_cache(maxsize=None)
+def speech_store(path: str = SPEECH_FILE) -> BlobStore:
+  return BlobStore(path, "audio", "python tools/build_speech_assets.py")
+
+
+def emoji_records(path: str = EMOJI_FILE) -> list[dict]:
+  """Per emoji: ``emoji``, ``names`` {lang: name}, ``unicode_name``, ``topic``, ``base``,
+  ``tone``."""
+  return emoji_store(path).meta["records"]
+
+
+class DecodeCounter:
+  """Counts items that failed to decode when the policy is to skip them."""
+
+  def __init__(self):
+    self.skipped = 0
+    self.reasons: list[str] = []
+
+  def skip(self, what: str, err: Exception) -> None:
+    self.skipped += 1
+    if len(self.reasons) < 20:
+      self.reasons.append(f"{what}: {type(err).__name__}: {err}")
+
+
+def decode_image(data: bytes, background: int = 255) -> np.ndarray:
+  """Encoded image bytes -> H×W×3 uint8, alpha composited onto a plain background."""
+  from PIL import Image
+  with Image.open(io.BytesIO(data)) as im:
+    im.load()
+    if im.mode in ("RGBA", "LA", "P"):
+      rgba = im.convert("RGBA")
+      bg = Image.new("RGBA", rgba.size, (background,) * 3 + (255,))
+      return np.asarray(Image.alpha_composite(bg, rgba).convert("RGB"))
+    return np.asarray(im.convert("RGB"))
+
+
+def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
+  """Encoded audio bytes (WAV/FLAC/OGG) -> (float32 mono waveform, sample rate)."""
+  import soundfile as sf
+  w, sr = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+  if w.size == 0:
+    raise ValueError("no samples")
+  return w.mean(axis=1), int(sr)
+
+
+def check_font(path: str = FONT_PATH) -> str:
+  """The emoji font's path; raises MissingAssetError with install instructions."""
+  if not os.path.exists(path):
+    raise MissingAssetError(
+        f"The Noto Color Emoji font ({path}) is not installed; it is needed only to rebuild "
+        "emoji.npz. Install it with `apt-get install fonts-noto-color-emoji`. All built-in "
+        "datasets still work from the committed asset.")
+  return path
+
+
+def check_espeak() -> str:
+  """The espeak-ng executable; raises MissingAssetError with install instructions."""
+  exe = shutil.which("espeak-ng")
+  if exe is None:
+    raise MissingAssetError(
+        "espeak-ng is not installed; it is needed to synthesize speech beyond the committed "
+        "clips (spoken-names with synthesize=True) and to rebuild speech.npz. Install it with "
+        "`apt-get install espeak-ng`. spoken-names still works from the committed clips, and "
+        f"{', '.join(NEED_NOTHING)}, emoji, clips and interleaved need no audio.")
+  return exe
+
+
+def synthesize(text: str, voice: str = "en-us", sample_rate: int = 16000) -> np.ndarray:
+  """`text` spoken by espeak-ng, as a float32 mono waveform at `sample_rate` Hz."""
+  import subprocess
+  exe = check_espeak()
+  try:
+    wav = subprocess.run([exe, "-v", voice, "-s", "150", "--stdout", text], check=True,
+                         capture_output=True, timeout=60).stdout
+  except subprocess.CalledProcessError as e:
+    raise InputError(f"espeak-ng failed for voice {voice!r}: {e.stderr.decode()[:200]}. "
+                     "List voices with `espeak-ng --voices`.") from None
+  w, sr = decode_audio(wav)
+  if sr != sample_rate:  # linear resampling: speech from espeak has little energy near Nyquist
+    n = int(round(len(w) * sample_rate / sr))
+    w = np.interp(np.linspace(0, len(w) - 1, n), np.arange(len(w)), w).astype(np.float32)
+  return w
+
+
+def warn_skipped(name: str, counter: DecodeCounter) -> None:
+  if counter.skipped:
+    warnings.warn(f"{name}: skipped {counter.skipped} items that failed to decode; first: "
+                  f"{counter.reasons[:3]}", RuntimeWarning, stacklevel=3)
