@@ -1,0 +1,208 @@
+"""One bidirectional transformer for every modality (Flax NNX), with Matryoshka output.
+
+Token embeddings (text ids or projected patches) + sequence position + modality → BERT-style
+post-LayerNorm encoder → mean pooling over real tokens → linear projection → first `dim` dims,
+L2-normalised. The text path is exactly BERT's, so MiniLM's weights load unchanged
+(`pretrained.py`). Parameters carry logical axis names ('vocab', 'embed', 'heads', 'mlp') as
+`out_sharding` metadata; the recipe's rules map them to a mesh.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from gemb.errors import InputError
+from gemb.model.tokenizers import AUDIO, IMAGE, TEXT, VIDEO
+
+Array = jax.Array
+_normal = nnx.initializers.normal(0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture and tokenizers of one model; saved as JSON beside the weights."""
+  vocab_size: int = 30522
+  width: int = 384
+  depth: int = 6
+  heads: int = 12
+  mlp_dim: int = 1536
+  max_len: int = 256               # tokens per item, [CLS] and [SEP] included
+  max_positions: int = 512         # rows of the position table (≥ max_len)
+  layer_norm_eps: float = 1e-12
+  out_dim: int = 384
+  mrl_dims: tuple[int, ...] = (64, 128, 256, 384)
+  text_tokenizer: str = "wordpiece"
+  image_tokenizer: str = "image_patches(image_size=224, patch=16)"
+  audio_tokenizer: str = "audio_logmel()"
+  video_tokenizer: str = "video_frames(frame_size=64, patch=16, max_frames=8)"
+  truncate: bool = True            # over-long items: truncate with a warning, else InputError
+  identity_projection: bool = False  # start the projection at identity (needs out_dim == width)
+  length_buckets: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+
+  def __post_init__(self):
+    object.__setattr__(self, "mrl_dims", tuple(self.mrl_dims))
+    object.__setattr__(self, "length_buckets", tuple(self.length_buckets))
+
+
+def _p(init, *names):
+  return nnx.with_partitioning(init, names)
+
+
+class PatchEmbed(nnx.Module):
+  """Patches → token embeddings: a linear map plus learned (t, row, col) position embeddings."""
+
+  def __init__(self, patch_dim: int, width: int, max_pos: int, *, rngs: nnx.Rngs):
+    self.patch_dim = patch_dim
+    self.proj = nnx.Linear(patch_dim, width, kernel_init=_p(_normal, None, "embed"),
+                           bias_init=_p(nnx.initializers.zeros, "embed"), rngs=rngs)
+    self.pos = nnx.Param(_p(_normal, None, None, "embed")(rngs.params(), (3, max_pos, width)))
+
+  def __call__(self, patches_bpk: Array, pos_bp3: Array) -> Array:
+    emb_bpd = self.proj(patches_bpk[..., : self.patch_dim])
+    pos = self.pos[...]
+    for axis in range(3):
+      emb_bpd = emb_bpd + pos[axis][pos_bp3[..., axis]]
+    return emb_bpd
+
+
+class Layer(nnx.Module):
+  """BERT encoder layer: post-LN self-attention and GELU MLP."""
+
+  def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
+    d, f = cfg.width, cfg.mlp_dim
+    self.heads = cfg.heads
+    lin = lambda i, o, a, b: nnx.Linear(i, o, kernel_init=_p(_normal, a, b),
+                                        bias_init=_p(nnx.initializers.zeros, b), rngs=rngs)
+    ln = lambda: nnx.LayerNorm(d, epsilon=cfg.layer_norm_eps,
+                               scale_init=_p(nnx.initializers.ones, "embed"),
+                               bias_init=_p(nnx.initializers.zeros, "embed"), rngs=rngs)
+    self.query, self.key, self.value = (lin(d, d, "embed", "heads") for _ in range(3))
+    self.out = lin(d, d, "heads", "embed")
+    self.attn_norm = ln()
+    self.mlp_in = lin(d, f, "embed", "mlp")
+    self.mlp_out = lin(f, d, "mlp", "embed")
+    self.mlp_norm = ln()
+
+  def __call__(self, x_bld: Array, bias_b11l: Array) -> Array:
+    b, l, d = x_bld.shape
+    split = lambda t: t.reshape(b, l, self.heads, d // self.heads)
+    q, k, v = split(self.query(x_bld)), split(self.key(x_bld)), split(self.value(x_bld))
+    logits_bhlm = jnp.einsum("blhk,bmhk->bhlm", q, k) / jnp.sqrt(d // self.heads).astype(q.dtype)
+    probs = jax.nn.softmax(logits_bhlm + bias_b11l, axis=-1)
+    ctx_bld = jnp.einsum("bhlm,bmhk->blhk", probs, v).reshape(b, l, d)
+    x_bld = self.attn_norm(x_bld + self.out(ctx_bld))
+    h = jax.nn.gelu(self.mlp_in(x_bld), approximate=False)  # BERT's exact (erf) GELU
+    return self.mlp_norm(x_bld + self.mlp_out(h))
+
+
+class EmbeddingModel(nnx.Module):
+  """The whole embedding model; `__call__(batch, dim=None) -> emb_bd` (L2-normalised).
+
+  `batch` is the dict that `Encoder.prepare` returns (see its docstring for the keys).
+  Differentiable and jit-able; `dim` must be static under jit.
+  """
+
+  def __init__(self, cfg: ModelConfig, patch_specs: dict[int, tuple[int, int]], *,
+               rngs: nnx.Rngs):
+    """`patch_specs` maps a patch modality id to (patch_dim, max_pos) of its tokenizer."""
+    self.cfg = cfg
+    d = cfg.width
+    self.word_emb = nnx.Embed(cfg.vocab_size, d, embedding_init=_p(_normal, "vocab", "embed"),
+                              rngs=rngs)
+    self.pos_emb = nnx.Embed(cfg.max_positions, d, embedding_init=_p(_normal, None, "embed"),
+                             rngs=rngs)
+    self.type_emb = nnx.Embed(2, d, embedding_init=_p(_normal, None, "embed"), rngs=rngs)
+    # Zero at start: a pretrained text path is unchanged until training moves it.
+    self.modality_emb = nnx.Embed(5, d, embedding_init=_p(nnx.initializers.zeros, None, "embed"),
+                                  rngs=rngs)
+    self.emb_norm = nnx.LayerNorm(d, epsilon=cfg.layer_norm_eps,
+                                  scale_init=_p(nnx.initializers.ones, "embed"),
+                                  bias_init=_p(nnx.initializers.zeros, "embed"), rngs=rngs)
+    self.patch_modalities = tuple(sorted(patch_specs))
+    self.patch_embeds = nnx.Dict({
+        str(m): PatchEmbed(k, d, p, rngs=rngs) for m, (k, p) in sorted(patch_specs.items())})
+    self.layers = nnx.List([Layer(cfg, rngs=rngs) for _ in range(cfg.depth)])
+    proj_init = (nnx.initializers.constant(jnp.eye(d, cfg.out_dim)) if cfg.identity_projection
+                 else _normal)
+    self.proj = nnx.Linear(d, cfg.out_dim, kernel_init=_p(proj_init, "embed", None),
+                           bias_init=_p(nnx.initializers.zeros, None), rngs=rngs)
+
+  def embed_tokens(self, batch: dict) -> Array:
+    ids_bl = batch["token_ids"]
+    mod_bl = batch["modality"]
+    x_bld = self.word_emb(ids_bl)
+    if self.patch_modalities and batch["patches"].shape[1] > 0:
+      patches, pmod_bp, ppos_bp3 = batch["patches"], batch["patch_modality"], batch["patch_pos"]
+      pemb_bpd = jnp.zeros(patches.shape[:2] + (x_bld.shape[-1],), x_bld.dtype)
+      for m in self.patch_modalities:
+        pemb_bpd = jnp.where((pmod_bp == m)[..., None],
+                             self.patch_embeds[str(m)](patches, ppos_bp3), pemb_bpd)
+      from_patch = jnp.take_along_axis(pemb_bpd, batch["patch_index"][..., None], axis=1)
+      x_bld = jnp.where(((mod_bl != TEXT) & (mod_bl != 0))[..., None], from_patch, x_bld)
+    x_bld = (x_bld + self.pos_emb(batch["positions"]) + self.type_emb.embedding[0]
+             + self.modality_emb(mod_bl))
+    return self.emb_norm(x_bld)
+
+  def _layers(self, x_bld: Array, bias: Array) -> Array:
+    for layer in self.layers:
+      x_bld = layer(x_bld, bias)
+    return x_bld
+
+  def encode(self, batch: dict) -> Array:
+    """Unnormalised projected embeddings [B, out_dim] (mean pooled over real tokens)."""
+    mask_bl = batch["mask"].astype(jnp.float32)
+    bias_b11l = jnp.where(mask_bl > 0, 0.0, jnp.finfo(jnp.float32).min)[:, None, None, :]
+    x_bld = self._layers(self.embed_tokens(batch), bias_b11l)
+    pooled_bd = (jnp.einsum("bld,bl->bd", x_bld, mask_bl)
+                 / jnp.maximum(mask_bl.sum(-1, keepdims=True), 1e-9))
+    return self.proj(pooled_bd)
+
+  def encode_packed(self, batch: dict, num_segments: int) -> Array:
+    """Several items per row, told apart by ``segment_ids`` (1..S, 0 = padding) → [B, S, out].
+
+    Attention is block-diagonal per segment, so each item sees only itself (as if alone);
+    this removes almost all padding when many short items share a batch.
+    """
+    seg_bl = batch["segment_ids"]
+    same_bll = (seg_bl[:, :, None] == seg_bl[:, None, :]) & (seg_bl[:, None, :] > 0)
+    bias_b1ll = jnp.where(same_bll, 0.0, jnp.finfo(jnp.float32).min)[:, None]
+    x_bld = self._layers(self.embed_tokens(batch), bias_b1ll)
+    onehot_bls = (seg_bl[..., None] == jnp.arange(1, num_segments + 1)).astype(x_bld.dtype)
+    pooled_bsd = (jnp.einsum("bld,bls->bsd", x_bld, onehot_bls)
+                  / jnp.maximum(onehot_bls.sum(1)[..., None], 1e-9))
+    return self.proj(pooled_bsd)
+
+  def __call__(self, batch: dict, dim: int | None = None) -> Array:
+    return matryoshka(self.encode(batch), check_dim(dim, self.cfg))
+
+
+def check_dim(dim: int | None, cfg: ModelConfig) -> int:
+  if dim is None:
+    return cfg.out_dim
+  if dim not in cfg.mrl_dims and dim != cfg.out_dim:
+    raise InputError(f"dim={dim} is not one of this model's Matryoshka sizes "
+                     f"{sorted(set(cfg.mrl_dims) | {cfg.out_dim})}; pick one of them.")
+  return int(dim)
+
+
+def matryoshka(emb_bd: Array, dim: int) -> Array:
+  """The first `dim` dimensions, re-normalised (eps as in torch's F.normalize)."""
+  emb = emb_bd[..., :dim]
+  return emb / jnp.maximum(jnp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+
+
+def param_count(model: nnx.Module) -> int:
+  return sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param)))
+
+
+def patch_specs_of(tokenizers: Sequence) -> dict[int, tuple[int, int]]:
+  return {t.modality: (t.patch_dim, t.max_pos) for t in tokenizers}
+
+
+__all__ = ["ModelConfig", "EmbeddingModel", "PatchEmbed", "Layer", "matryoshka", "check_dim",
+           "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]

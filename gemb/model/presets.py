@@ -1,0 +1,53 @@
+"""Model presets, registered in `gemb.presets`: architecture + where the weights come from.
+
+A preset is a function returning a `Preset`; its keyword arguments override `ModelConfig`
+fields, so ``gemb.model.load("minilm-l6(truncate=False)")`` works.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Callable
+
+import gemb.registry
+from gemb.errors import ConfigError
+from gemb.model.backbone import EmbeddingModel, ModelConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+  config: ModelConfig
+  # Fills pretrained weights into a freshly initialised model; None means random init.
+  init_weights: Callable[[EmbeddingModel], EmbeddingModel] | None = None
+
+
+def _config(base: ModelConfig, overrides: dict) -> ModelConfig:
+  fields = {f.name for f in dataclasses.fields(ModelConfig)}
+  unknown = sorted(set(overrides) - fields)
+  if unknown:
+    raise ConfigError(f"Unknown model config key(s) {unknown}; valid: {sorted(fields)}.")
+  return dataclasses.replace(base, **overrides)
+
+
+@gemb.registry.presets.register("tiny")
+def tiny(**overrides) -> Preset:
+  """Random init, ~260K parameters, byte tokenizer: fast on 2 CPU cores, for tests."""
+  return Preset(_config(ModelConfig(
+      vocab_size=259, width=64, depth=4, heads=4, mlp_dim=256, max_len=128, max_positions=128,
+      layer_norm_eps=1e-6, out_dim=64, mrl_dims=(16, 32, 64), text_tokenizer="bytes",
+      image_tokenizer="image_patches(image_size=32, patch=8)",
+      audio_tokenizer="audio_logmel(n_mels=32, patch_time=16, patch_freq=16, max_seconds=2.0)",
+      video_tokenizer="video_frames(frame_size=16, patch=8, max_frames=4)",
+      truncate=False, identity_projection=False,
+      length_buckets=(16, 32, 64, 128)), overrides))
+
+
+@gemb.registry.presets.register("minilm-l6")
+def minilm_l6(**overrides) -> Preset:
+  """all-MiniLM-L6-v2's text path (pretrained), new image/audio/video tokenizers (random)."""
+  from gemb.model.pretrained import load_bert_safetensors
+  from gemb.model.tokenizers import minilm_dir
+  cfg = _config(ModelConfig(identity_projection=True), overrides)
+  path = os.path.join(minilm_dir(), "model.safetensors")
+  return Preset(cfg, lambda model: load_bert_safetensors(model, path))
