@@ -1,0 +1,252 @@
+"""Retrieval backends: exactness, ScaNN recall, mutation, persistence and input errors."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gemb
+from gemb.retrieval import IndexFormatError, load_index
+from gemb.retrieval import base as base_lib
+
+
+def clustered(n, d, seed=0, centers=None, noise=0.5):
+  """Unit vectors drawn around random centres, like real embeddings (not uniform on the sphere)."""
+  rng = np.random.default_rng(seed)
+  centers = centers or max(1, n // 100)
+  c_cd = rng.normal(size=(centers, d))
+  x_nd = c_cd[rng.integers(0, centers, n)] + noise * rng.normal(size=(n, d))
+  x_nd /= np.linalg.norm(x_nd, axis=1, keepdims=True)
+  return x_nd.astype(np.float32)
+
+
+def brute(x_nd, q_qd, k, ids=None):
+  s_qn = q_qd.astype(np.float64) @ x_nd.T.astype(np.float64)
+  rows = np.argsort(-s_qn, axis=1, kind="stable")[:, :k]
+  ids = np.arange(len(x_nd)) if ids is None else np.asarray(ids)
+  return ids[rows], np.take_along_axis(s_qn, rows, axis=1)
+
+
+def recall(found_qk, truth_qk):
+  return np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found_qk, truth_qk)])
+
+
+@pytest.mark.parametrize("chunk,k", [(64, 5), (64, 100), (4096, 10)])
+def test_exact_equals_numpy(chunk, k):
+  x = clustered(1000, 24, seed=1)
+  q = clustered(37, 24, seed=2)  # 37: not a multiple of the query block, exercises padding
+  ids = np.random.default_rng(3).permutation(10_000)[:1000] + 5
+  index = gemb.retrievers.get(f"exact(chunk={chunk}, query_block=16)")().build(x, ids)
+  got_ids, got_s = index.search(q, k)
+  want_ids, want_s = brute(x, q, k, ids)
+  np.testing.assert_array_equal(got_ids, want_ids)
+  np.testing.assert_allclose(got_s, want_s, atol=1e-5)
+  assert got_ids.dtype == np.int64 and got_s.shape == (37, k)
+
+
+def test_exact_sharded_over_8_devices_equals_numpy(tmp_path):
+  code = textwrap.dedent("""
+      import os
+      os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+      import jax, numpy as np, gemb
+      assert len(jax.devices()) == 8, jax.devices()
+      rng = np.random.default_rng(0)
+      x = rng.normal(size=(1003, 16)).astype(np.float32)
+      q = rng.normal(size=(9, 16)).astype(np.float32)
+      index = gemb.retrievers.get("exact(chunk=32, shard_min_rows=100)")().build(x)
+      assert index._on_device()[2] is not None, "expected a sharded corpus"
+      assert len(index._on_device()[0].sharding.device_set) == 8
+      ids, s = index.search(q, 20)
+      s_qn = q.astype(np.float64) @ x.T.astype(np.float64)
+      want = np.argsort(-s_qn, axis=1, kind="stable")[:, :20]
+      np.testing.assert_array_equal(ids, want)
+      np.testing.assert_allclose(s, np.take_along_axis(s_qn, want, 1), atol=1e-4)
+      index.remove(np.arange(0, 1003, 2))
+      ids, _ = index.search(q, 20)
+      assert (ids % 2 == 1).all()
+      print("OK")
+  """)
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8")
+  out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                       timeout=300)
+  assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-3000:]
+
+
+def test_scann_recall_at_10_on_100k_corpus():
+  x = clustered(100_000, 64, seed=4)
+  rng = np.random.default_rng(5)
+  q = x[rng.integers(0, len(x), 300)] + 0.1 * rng.normal(size=(300, 64)).astype(np.float32)
+  q /= np.linalg.norm(q, axis=1, keepdims=True)
+  truth, _ = gemb.retrievers.get("exact")().build(x).search(q, 10)
+  index = gemb.retrievers.get("scann")().build(x)
+  assert index.num_leaves == 316  # sqrt(n): parameters come from the corpus size
+  found, scores = index.search(q, 10)
+  r = recall(found, truth)
+  assert r >= 0.95, r
+  assert (np.diff(scores, axis=1) <= 1e-6).all()  # best first
+
+
+def test_scann_small_corpus_is_brute_force_and_exact():
+  x = clustered(500, 16, seed=6)
+  q = clustered(20, 16, seed=7)
+  index = gemb.retrievers.get("scann")().build(x, np.arange(500) * 3)
+  assert index.num_leaves == 0
+  ids, s = index.search(q, 10)
+  want_ids, want_s = brute(x, q, 10, np.arange(500) * 3)
+  np.testing.assert_array_equal(ids, want_ids)
+  np.testing.assert_allclose(s, want_s, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec", ["exact(chunk=128)", "scann"])
+def test_add_and_remove_match_rebuilt_index(spec):
+  x = clustered(2000, 32, seed=8)
+  q = clustered(25, 32, seed=9)
+  index = gemb.retrievers.get(spec)().build(x[:1500], np.arange(1500))
+  index.add(x[1500:], np.arange(1500, 2000))
+  gone = np.random.default_rng(10).choice(2000, 700, replace=False)
+  index.remove(gone)
+  assert len(index) == 1300
+  keep = np.setdiff1d(np.arange(2000), gone)
+  ids, s = index.search(q, 10)
+  want_ids, want_s = brute(x[keep], q, 10, keep)
+  np.testing.assert_array_equal(ids, want_ids)
+  np.testing.assert_allclose(s, want_s, atol=1e-5)
+  # An added vector is its own nearest neighbour; a removed id never comes back.
+  index.add(x[gone[:3]], [90001, 90002, 90003])
+  top, _ = index.search(x[gone[:3]], 1)
+  assert top[:, 0].tolist() == [90001, 90002, 90003]
+
+
+def test_scann_tree_add_remove():
+  x = clustered(30_000, 32, seed=11)
+  index = gemb.retrievers.get("scann")().build(x[:25_000], np.arange(25_000) + 10)
+  assert index.num_leaves > 0
+  index.add(x[25_000:], np.arange(25_000, 30_000) + 10)
+  index.remove(np.arange(10, 5010))
+  ids, _ = index.search(x[:6000], 5)
+  assert not np.isin(ids, np.arange(10, 5010)).any()
+  assert (ids[5000:, 0] == np.arange(5000, 6000) + 10).mean() > 0.97
+  top, _ = index.search(x[29_000:], 1)
+  assert (top[:, 0] == np.arange(29_000, 30_000) + 10).mean() > 0.97
+
+
+@pytest.mark.parametrize("spec", ["exact", "scann", "scann(brute_force_below=100)"])
+def test_save_load_round_trip(tmp_path, spec):
+  x = clustered(3000, 16, seed=12)
+  q = clustered(30, 16, seed=13)
+  index = gemb.retrievers.get(spec)().build(x, np.arange(3000) + 7)
+  index.add(clustered(5, 16, seed=14), [1, 2, 3, 4, 5])
+  index.remove([7, 8])
+  before = index.search(q, 10)
+  index.save(tmp_path / "idx")
+  loaded = load_index(tmp_path / "idx")
+  assert type(loaded) is type(index) and len(loaded) == len(index) and loaded.dim == 16
+  after = loaded.search(q, 10)
+  np.testing.assert_array_equal(before[0], after[0])
+  np.testing.assert_allclose(before[1], after[1], atol=1e-6)
+  # Saving again replaces the data folder; the old one is cleaned up.
+  loaded.remove([1])
+  loaded.save(tmp_path / "idx")
+  assert len([p for p in (tmp_path / "idx").iterdir() if p.name.startswith("v-")]) == 1
+  assert len(load_index(tmp_path / "idx")) == len(index) - 1
+
+
+def test_crash_during_save_keeps_previous_index(tmp_path, monkeypatch):
+  x = clustered(400, 8, seed=15)
+  index = gemb.retrievers.get("exact")().build(x)
+  index.save(tmp_path / "idx")
+  want = index.search(x[:5], 3)[0]
+  index.remove(np.arange(200))
+
+  def boom(self, directory):
+    (directory / "emb.npy").write_bytes(b"half a file")
+    raise OSError("disk full")
+
+  monkeypatch.setattr(type(index), "_save", boom)
+  with pytest.raises(OSError, match="disk full"):
+    index.save(tmp_path / "idx")
+  monkeypatch.undo()
+  old = load_index(tmp_path / "idx")
+  assert len(old) == 400
+  np.testing.assert_array_equal(old.search(x[:5], 3)[0], want)
+  assert not [p for p in (tmp_path / "idx").iterdir() if p.name.startswith(".tmp")]
+
+
+def test_crash_before_manifest_swap_keeps_previous_index(tmp_path, monkeypatch):
+  x = clustered(300, 8, seed=16)
+  index = gemb.retrievers.get("exact")().build(x)
+  index.save(tmp_path / "idx")
+  index.remove(np.arange(100))
+  real_replace = os.replace
+
+  def replace(src, dst):
+    if str(dst).endswith(base_lib.MANIFEST):
+      raise KeyboardInterrupt  # the process dies just before the manifest swap
+    return real_replace(src, dst)
+
+  monkeypatch.setattr(base_lib.os, "replace", replace)
+  with pytest.raises(KeyboardInterrupt):
+    index.save(tmp_path / "idx")
+  monkeypatch.undo()
+  assert len(load_index(tmp_path / "idx")) == 300
+
+
+def test_other_format_version_is_refused(tmp_path):
+  gemb.retrievers.get("exact")().build(clustered(10, 4)).save(tmp_path / "idx")
+  m = json.loads((tmp_path / "idx" / base_lib.MANIFEST).read_text())
+  m["format_version"] = 999
+  (tmp_path / "idx" / base_lib.MANIFEST).write_text(json.dumps(m))
+  with pytest.raises(IndexFormatError, match="format version 999"):
+    load_index(tmp_path / "idx")
+  with pytest.raises(IndexFormatError, match="MANIFEST.json is missing"):
+    load_index(tmp_path / "nothing")
+
+
+def test_loading_with_the_wrong_backend_class_is_refused(tmp_path):
+  gemb.retrievers.get("exact")().build(clustered(10, 4)).save(tmp_path / "idx")
+  with pytest.raises(IndexFormatError, match="holds a 'exact' index"):
+    gemb.retrievers.get("scann").load(tmp_path / "idx")
+
+
+@pytest.mark.parametrize("spec", ["exact", "scann"])
+def test_bad_input_errors(spec):
+  cls = gemb.retrievers.get(spec)
+  with pytest.raises(gemb.InputError, match="empty corpus"):
+    cls().build(np.zeros((0, 8), np.float32))
+  with pytest.raises(gemb.InputError, match="not been built"):
+    cls().search(np.ones((1, 8)), 1)
+  x = clustered(50, 8)
+  bad = x.copy()
+  bad[3, 2] = np.nan
+  with pytest.raises(gemb.InputError, match="NaN"):
+    cls().build(bad)
+  index = cls().build(x)
+  with pytest.raises(gemb.InputError, match="Dimension mismatch.*d=7.*d=8"):
+    index.search(np.ones((2, 7)), 1)
+  with pytest.raises(gemb.InputError, match="NaN"):
+    index.search(bad[:5], 1)
+  with pytest.raises(gemb.InputError, match="k=51 is larger than the corpus"):
+    index.search(x[:2], 51)
+  with pytest.raises(gemb.InputError, match="positive integer"):
+    index.search(x[:2], 0)
+  with pytest.raises(gemb.InputError, match="already in the index"):
+    index.add(x[:1], [3])
+  with pytest.raises(gemb.InputError, match="duplicates"):
+    cls().build(x[:3], [1, 1, 2])
+  with pytest.raises(gemb.InputError, match="not in the index"):
+    index.remove([4242])
+  with pytest.raises(gemb.InputError, match="2-D"):
+    index.search(np.ones((2, 2, 8)), 1)
+  index.remove(np.arange(50))
+  with pytest.raises(gemb.InputError, match="empty"):
+    index.search(x[:1], 1)
+
+
+def test_registry_lists_both_backends():
+  assert {"exact", "scann"} <= set(gemb.retrievers.names())
+  with pytest.raises(gemb.SpecError, match="accepts"):
+    gemb.retrievers.get("scann(no_such_knob=3)")
