@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import warnings
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -22,7 +23,10 @@ def _save(fig, path: str | os.PathLike) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-  fig.savefig(tmp, dpi=110, bbox_inches="tight")
+  with warnings.catch_warnings():
+    # matplotlib's bundled font has no CJK glyphs; such labels render as boxes, which is fine.
+    warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
   os.replace(tmp, path)
   return path
 
