@@ -1,0 +1,1 @@
+"""Training: contrastive losses, the sharded trainer, Orbax checkpoints and model soups."""

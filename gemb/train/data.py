@@ -1,0 +1,127 @@
+"""Host-side batches for contrastive training: one task per batch, drawn by sampling rate.
+
+The stream is a pure function of (seed, step): the task of step s, and the positions of its items
+in that task's shuffled, repeated grain `MapDataset`, follow from the seed alone. So the "iterator
+state" that a checkpoint must hold is the step, and a resumed run reads exactly the batches an
+uninterrupted one would. Each process builds only its rows of the global batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Any, Callable, Mapping, Sequence
+
+import grain
+import numpy as np
+
+from gemb.errors import ConfigError, InputError
+
+Prepare = Callable[[list, "str | None"], Mapping[str, np.ndarray]]
+
+
+def content_id(item: Any) -> int:
+  """A stable 31-bit id of an item's content: equal items get equal ids (for the false-negative
+  mask), across processes and runs (so not Python's salted `hash`)."""
+  if isinstance(item, str):
+    data = item.encode()
+  elif isinstance(item, (bytes, bytearray)):
+    data = bytes(item)
+  elif isinstance(item, np.ndarray):
+    data = item.tobytes() + str(item.shape).encode()
+  elif isinstance(item, Mapping):
+    data = repr(sorted((k, content_id(v)) for k, v in item.items())).encode()
+  elif isinstance(item, (list, tuple)):
+    data = repr([content_id(v) for v in item]).encode()
+  else:
+    data = repr(item).encode()
+  return zlib.crc32(data) & 0x7FFFFFFF
+
+
+@dataclasses.dataclass
+class Mixture:
+  """Tasks (random-access sources of pair dicts) with sampling rates; one task per batch."""
+
+  sources: Mapping[str, Any]
+  rates: Mapping[str, float]
+  global_batch: int
+  seed: int = 0
+  process_index: int = 0
+  process_count: int = 1
+
+  def __post_init__(self):
+    if not self.sources:
+      raise ConfigError("The training mixture has no tasks; list at least one dataset.")
+    missing = set(self.sources) ^ set(self.rates)
+    if missing:
+      raise ConfigError(f"Mixture tasks and rates differ on {sorted(missing)}.")
+    rates = np.array([float(self.rates[t]) for t in self.sources])
+    if (rates < 0).any() or rates.sum() <= 0:
+      raise ConfigError(f"Mixture rates must be >= 0 with a positive sum; got {dict(self.rates)}.")
+    if self.global_batch % self.process_count:
+      raise ConfigError(f"The global batch {self.global_batch} does not divide over "
+                        f"{self.process_count} processes.")
+    self.tasks = list(self.sources)
+    self._p = rates / rates.sum()
+    self._ds = {}
+    for i, (name, src) in enumerate(self.sources.items()):
+      if len(src) == 0:
+        raise InputError(f"Task {name!r} has no pairs.")
+      self._ds[name] = grain.MapDataset.source(src).shuffle(seed=self.seed * 1009 + i).repeat()
+    self._task_of: list[int] = []  # the task sequence, extended lazily
+
+  def _extend(self, upto: int) -> None:
+    while len(self._task_of) <= upto:
+      s = len(self._task_of)
+      self._task_of.append(int(np.random.default_rng([self.seed, s]).choice(len(self.tasks),
+                                                                            p=self._p)))
+
+  def task(self, step: int) -> str:
+    self._extend(step)
+    return self.tasks[self._task_of[step]]
+
+  def local_pairs(self, step: int) -> tuple[str, list[dict]]:
+    """(task, this process's pairs of the global batch at `step`)."""
+    self._extend(step)
+    t = self._task_of[step]
+    k = self._task_of[:step].count(t)  # batches of this task before this one
+    rows = self.global_batch // self.process_count
+    start = k * self.global_batch + self.process_index * rows
+    ds = self._ds[self.tasks[t]]
+    return self.tasks[t], [ds[start + j] for j in range(rows)]
+
+
+@dataclasses.dataclass
+class PairBatcher:
+  """Turns pair dicts into model inputs plus the ids that the false-negative mask needs."""
+
+  prepare: Prepare
+  hard_negatives: int = 0
+  prompt_dropout: float = 0.0
+  seed: int = 0
+
+  def __call__(self, pairs: Sequence[Mapping], task: str | None, step: int) -> dict:
+    for i, pr in enumerate(pairs):
+      if "query" not in pr or "positive" not in pr:
+        raise InputError(f"Training pair {i} of task {task!r} lacks 'query' or 'positive'; "
+                         f"it has keys {sorted(pr)}.")
+    # The prompt is dropped for a whole batch (inputs keep one shape), decided by (seed, step).
+    drop = np.random.default_rng([self.seed, step, 7]).random() < self.prompt_dropout
+    q_task = None if drop else task
+    out: dict[str, Any] = {
+        "query": dict(self.prepare([p["query"] for p in pairs], q_task)),
+        "positive": dict(self.prepare([p["positive"] for p in pairs], None)),
+        "q_id": np.array([content_id(p["query"]) for p in pairs], np.int32),
+        "p_id": np.array([content_id(p["positive"]) for p in pairs], np.int32),
+    }
+    k = self.hard_negatives
+    if k:
+      negs, valid = [], np.zeros((len(pairs), k), bool)
+      for i, pr in enumerate(pairs):
+        mine = list(pr.get("negatives") or [])[:k]
+        valid[i, :len(mine)] = True
+        negs += mine + [pr["positive"]] * (k - len(mine))  # padding, masked by n_valid
+      out["negatives"] = dict(self.prepare(negs, None))
+      out["n_id"] = np.array([content_id(n) for n in negs], np.int32).reshape(len(pairs), k)
+      out["n_valid"] = valid
+    return out

@@ -1,0 +1,129 @@
+"""The ``train`` run kind: stages of contrastive training, then an optional model soup.
+
+Each stage trains from the previous stage's final weights with a fresh optimizer, its own task
+mixture, batch size, loss and hard negatives, and its own checkpoints under
+``WORKDIR/ckpt/STAGE``. Re-running a recipe in the same workdir resumes: finished stages are
+skipped (their last checkpoint is loaded), an unfinished one continues from its latest checkpoint.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from flax import nnx
+
+from gemb import registry, sharding
+from gemb.errors import ConfigError
+from gemb.train import soup as soup_lib
+from gemb.train.checkpoint import Checkpointer
+from gemb.train.data import Mixture, PairBatcher
+from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
+
+
+def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
+  """Recall@1 and MRR of the split's queries against its whole corpus (exact dot products)."""
+  queries, corpus, qrels = source.retrieval_task(max_queries)
+  tasks = sorted({r.get("task") for r in source.records[:len(queries)]} - {None})
+  task = tasks[0] if len(tasks) == 1 else None
+  q_nd = encoder.embed(queries, task=task)
+  c_md = encoder.embed(corpus)
+  scores_nm = q_nd @ c_md.T
+  order = np.argsort(-scores_nm, axis=1)
+  r1, rr = [], []
+  for i, rel in enumerate(qrels):
+    rel = {int(k) for k, g in dict(rel).items() if g > 0}
+    ranks = [r for r, j in enumerate(order[i]) if int(j) in rel]
+    r1.append(bool(ranks) and ranks[0] == 0)
+    rr.append(1.0 / (ranks[0] + 1) if ranks else 0.0)
+  return {"recall@1": float(np.mean(r1)), "mrr": float(np.mean(rr))}
+
+
+def _prepare_fn(encoder: Any, seq_len: int):
+  def prepare(items, task):
+    return encoder.prepare(list(items), task, length=seq_len)
+  return prepare
+
+
+def _stage_cfg(cfg, name: str):
+  if name not in cfg.stages:
+    raise ConfigError(f"stage_order names {name!r}, but stages has only {sorted(cfg.stages)}.")
+  return cfg.stages[name]
+
+
+@registry.runners.register("train")
+def train(cfg, run) -> dict:
+  """Contrastive multi-task, multi-stage training of an embedding model (then a soup)."""
+  from gemb import model as model_lib
+  encoder = model_lib.load(cfg.model, seed=cfg.seed)
+  mesh = sharding.make_mesh(dict(cfg.mesh))
+  rules = sharding.resolve_rules(cfg.sharding.rules, cfg.sharding.overrides)
+  run.write_json("partition_specs.json", sharding.describe_specs(
+      sharding.param_specs(nnx.state(encoder.model, nnx.Param), rules, mesh)))
+  eval_src = registry.datasets.build(cfg.eval.dataset, split=cfg.eval.split)
+  summary: dict[str, Any] = {"eval_before": retrieval_recall(encoder, eval_src,
+                                                             cfg.eval.max_queries)}
+  run.log(step=0, **{f"eval/{k}": v for k, v in summary["eval_before"].items()})
+  last_ckpt = None
+  trainer = None
+  for name in cfg.stage_order:
+    st = _stage_cfg(cfg, name)
+    sources, rates = {}, {}
+    for spec, rate in st.tasks:
+      sources[spec] = registry.datasets.build(spec, split="train")
+      rates[spec] = rate
+    sharding.check_global_batch(st.batch_size, mesh, rules)
+    mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
+                      process_index=jax.process_index(), process_count=jax.process_count())
+    batcher = PairBatcher(_prepare_fn(encoder, cfg.seq_len), hard_negatives=st.hard_negatives,
+                          prompt_dropout=st.prompt_dropout, seed=cfg.seed)
+    optim = OptimConfig.from_config(st.optim.to_dict(), total_steps=st.steps)
+    trainer = Trainer(encoder.model, mesh=mesh, rules=rules, optim=optim, loss=st.loss,
+                      seed=cfg.seed)
+    ckpt = Checkpointer(run.workdir / "ckpt" / name, every=cfg.checkpoint.every,
+                        keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
+    out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
+              log_every=cfg.log_every, stage=name)
+    nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))  # next stage starts here
+    metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
+    run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
+    summary[f"stage/{name}"] = {**out, "eval": metrics}
+    last_ckpt = ckpt
+  if cfg.soup.method != "none" and last_ckpt is not None:
+    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src)
+  if run.is_writer:
+    encoder.save(str(run.workdir / "model"))
+  summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
+  run.log(**{f"eval/final/{k}": v for k, v in summary["eval_after"].items()})
+  if run.is_writer:
+    plot_curves(run.metrics_path, run.workdir / "curves.png")
+  run.write_json("summary.json", summary)
+  if last_ckpt is not None:
+    last_ckpt.close()
+  return summary
+
+
+def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src) -> dict:
+  steps = ckpt.all_steps()
+  candidates = []
+  for s in steps:
+    params = ckpt.restore(s, trainer.state())[0]["params"]
+    candidates.append((f"step{s}", jax.tree.map(np.asarray, params)))
+
+  def evaluate(params) -> float:
+    trainer.load_params(params)
+    nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
+    return retrieval_recall(encoder, eval_src, cfg.eval.max_queries)[cfg.soup.metric]
+
+  if cfg.soup.method == "uniform":
+    params, kept = soup_lib.uniform_soup([p for _, p in candidates]), [n for n, _ in candidates]
+    scores = {"soup": evaluate(params)}
+  elif cfg.soup.method == "greedy":
+    params, kept, scores = soup_lib.greedy_soup(candidates, evaluate)
+  else:
+    raise ConfigError(f"soup.method must be 'none', 'uniform' or 'greedy'; got "
+                      f"{cfg.soup.method!r}.")
+  trainer.load_params(params)
+  nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
+  return {"method": cfg.soup.method, "kept": kept, "scores": scores}

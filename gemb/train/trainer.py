@@ -1,0 +1,317 @@
+"""One trainer: a contrastive train step compiled with `jax.jit` over a device mesh.
+
+The model is any `nnx.Module` whose ``__call__(batch) -> emb_bd`` returns normalized embeddings
+and whose parameters carry logical axis names. Parameters, optimizer state and the global batch
+are laid out by the recipe's mesh and logical-axis rules (`gemb.sharding`); the loss sees the
+whole global batch, so in-batch negatives span every device and process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from gemb import registry, sharding
+from gemb.errors import ConfigError, GembError
+from gemb.train.checkpoint import Checkpointer
+from gemb.train.data import Mixture, PairBatcher
+
+Hook = Callable[["Trainer", int, dict], None]
+
+
+class TrainingDivergedError(GembError, FloatingPointError):
+  """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclasses.dataclass
+class OptimConfig:
+  lr: float = 1e-4
+  warmup_steps: int = 0
+  total_steps: int = 1000
+  schedule: str = "cosine"  # or "constant"
+  end_lr_frac: float = 0.0
+  weight_decay: float = 0.0
+  clip_norm: float = 1.0
+  b1: float = 0.9
+  b2: float = 0.999
+  # (regex on "a/b/kernel", lr multiplier); first match wins; multiplier 0 freezes.
+  param_groups: Sequence[tuple[str, float]] = ()
+
+  @classmethod
+  def from_config(cls, c: Mapping[str, Any], total_steps: int) -> "OptimConfig":
+    known = {f.name for f in dataclasses.fields(cls)}
+    extra = set(c) - known
+    if extra:
+      raise ConfigError(f"Unknown optimizer keys {sorted(extra)}; known: {sorted(known)}.")
+    return cls(**{**dict(c), "total_steps": total_steps})
+
+
+def schedule_of(o: OptimConfig) -> optax.Schedule:
+  if o.schedule == "constant":
+    main = optax.constant_schedule(o.lr)
+  elif o.schedule == "cosine":
+    main = optax.cosine_decay_schedule(o.lr, max(o.total_steps - o.warmup_steps, 1),
+                                       alpha=o.end_lr_frac)
+  else:
+    raise ConfigError(f"Unknown lr schedule {o.schedule!r}; use 'cosine' or 'constant'.")
+  if o.warmup_steps <= 0:
+    return main
+  warm = optax.linear_schedule(0.0, o.lr, o.warmup_steps)
+  return optax.join_schedules([warm, main], [o.warmup_steps])
+
+
+def _path_str(path) -> str:
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
+def param_group_labels(params: Any, groups: Sequence[tuple[str, float]]) -> Any:
+  """Label tree: "g<i>" for the first group regex (searched in "a/b/kernel") that matches."""
+  compiled = []
+  for i, g in enumerate(groups):
+    if not (isinstance(g, (tuple, list)) and len(g) == 2):
+      raise ConfigError(f"optim.param_groups[{i}] must be (regex, lr_multiplier); got {g!r}.")
+    try:
+      compiled.append(re.compile(g[0]))
+    except re.error as e:
+      raise ConfigError(f"optim.param_groups[{i}]: bad regex {g[0]!r}: {e}.") from None
+  used = set()
+
+  def label(path, _):
+    s = _path_str(path)
+    for i, rx in enumerate(compiled):
+      if rx.search(s):
+        used.add(i)
+        return f"g{i}"
+    return "default"
+
+  labels = jax.tree_util.tree_map_with_path(label, params)
+  unused = [groups[i][0] for i in range(len(groups)) if i not in used]
+  if unused:
+    example = _path_str(jax.tree_util.tree_flatten_with_path(params)[0][0][0])
+    raise ConfigError(f"optim.param_groups regexes {unused} match no parameter; parameter names "
+                      f"look like {example!r}.")
+  return labels
+
+
+def build_optimizer(o: OptimConfig, params: Any) -> optax.GradientTransformation:
+  """clip -> per-group AdamW with a scaled schedule; frozen groups get zero updates and no state."""
+  sched = schedule_of(o)
+  labels = param_group_labels(params, o.param_groups)
+  mults = {"default": 1.0, **{f"g{i}": float(g[1]) for i, g in enumerate(o.param_groups)}}
+  decay_mask = jax.tree.map(lambda x: np.ndim(x) >= 2, params)  # no decay on biases and scales
+  frozen = jax.tree.map(lambda lb: mults[lb] == 0.0, labels)
+  transforms = {}
+  for name, m in mults.items():
+    if m == 0.0:
+      transforms[name] = optax.set_to_zero()
+    else:
+      transforms[name] = optax.adamw(lambda s, m=m: m * sched(s), b1=o.b1, b2=o.b2,
+                                     weight_decay=o.weight_decay, mask=decay_mask)
+  chain = [optax.masked(optax.set_to_zero(), frozen)]  # frozen grads never enter the clip norm
+  if o.clip_norm and o.clip_norm > 0:
+    chain.append(optax.clip_by_global_norm(o.clip_norm))
+  chain.append(optax.multi_transform(transforms, labels))
+  return optax.chain(*chain)
+
+
+def _leading_spec(x: np.ndarray, batch_axes) -> P:
+  return P(batch_axes, *([None] * (np.ndim(x) - 1)))
+
+
+class Trainer:
+  """Holds the sharded parameters and optimizer state; `step` runs one jitted update."""
+
+  def __init__(self, model: nnx.Module, *, mesh: jax.sharding.Mesh,
+               rules: Mapping[str, Any], optim: OptimConfig, loss: str | Callable = "infonce",
+               seed: int = 0):
+    self.mesh, self.rules, self.optim = mesh, dict(rules), optim
+    self.loss_fn = registry.losses.get(loss) if isinstance(loss, str) else loss
+    self.graphdef, params_state, rest_state = nnx.split(model, nnx.Param, ...)
+    self.param_specs = sharding.param_specs(params_state, self.rules, mesh)
+    self.param_shardings = sharding.named(mesh, self.param_specs)
+    replicated = NamedSharding(mesh, P())
+    self.params = jax.device_put(nnx.to_pure_dict(params_state), self.param_shardings)
+    self.rest = jax.device_put(nnx.to_pure_dict(rest_state), replicated)
+    self.tx = build_optimizer(optim, self.params)
+    self.schedule = schedule_of(optim)
+    # mu/nu inherit the parameters' layout; scalars (counts) land on one device: replicate them.
+    mesh_devices = set(mesh.devices.flat)
+    self.opt_state = jax.tree.map(
+        lambda x: (x if set(x.sharding.device_set) == mesh_devices
+                   else jax.device_put(x, replicated)),
+        jax.jit(self.tx.init)(self.params))
+    self.opt_shardings = jax.tree.map(lambda x: x.sharding, self.opt_state)
+    self.step_num = 0
+    self.rng = jax.random.key_data(jax.random.key(seed))  # raw uint32, checkpointable as is
+    self._batch_axes = self.rules.get("batch")
+    self._jit_step = jax.jit(
+        self._step, donate_argnums=(0, 1),
+        in_shardings=(self.param_shardings, self.opt_shardings, replicated, None),
+        out_shardings=(self.param_shardings, self.opt_shardings, replicated))
+    self._jit_grad = jax.jit(self._loss_and_grad,
+                             out_shardings=(replicated, self.param_shardings))
+
+  # -- the compiled computation -----------------------------------------------------------------
+
+  def _loss(self, params, rest, batch):
+    model = nnx.merge(self.graphdef, params, rest)
+    q_bd = model(batch["query"])
+    p_bd = model(batch["positive"])
+    n_bkd = None
+    if "negatives" in batch:
+      b, k = batch["n_valid"].shape
+      n_bkd = model(batch["negatives"]).reshape(b, k, -1)
+    return self.loss_fn(q_bd, p_bd, n_bkd, q_id_b=batch.get("q_id"), p_id_b=batch.get("p_id"),
+                        n_id_bk=batch.get("n_id"), n_valid_bk=batch.get("n_valid"))
+
+  def _loss_and_grad(self, params, rest, batch):
+    return jax.value_and_grad(self._loss)(params, rest, batch)
+
+  def _step(self, params, opt_state, rest, batch):
+    loss, grads = self._loss_and_grad(params, rest, batch)
+    updates, opt_state = self.tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return params, opt_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+  # -- host side --------------------------------------------------------------------------------
+
+  def global_batch(self, local: Mapping[str, Any]) -> dict:
+    """Assembles this process's rows into global arrays sharded along the batch axes."""
+    def put(x):
+      x = np.asarray(x)
+      s = NamedSharding(self.mesh, _leading_spec(x, self._batch_axes))
+      return jax.make_array_from_process_local_data(s, x)
+    rows = len(local["q_id"]) if "q_id" in local else len(jax.tree.leaves(dict(local))[0])
+    sharding.check_global_batch(rows * jax.process_count(), self.mesh, self.rules)
+    return jax.tree.map(put, dict(local))
+
+  def loss_and_grad(self, local_batch: Mapping[str, Any]) -> tuple[jax.Array, Any]:
+    return self._jit_grad(self.params, self.rest, self.global_batch(local_batch))
+
+  def step(self, local_batch: Mapping[str, Any]) -> dict[str, jax.Array]:
+    batch = self.global_batch(local_batch)
+    self.params, self.opt_state, metrics = self._jit_step(self.params, self.opt_state,
+                                                          self.rest, batch)
+    self.step_num += 1
+    return metrics
+
+  def model(self) -> nnx.Module:
+    """The module with the current parameters (for evaluation or export)."""
+    return nnx.merge(self.graphdef, self.params, self.rest)
+
+  def state(self) -> dict:
+    return {"params": self.params, "opt_state": self.opt_state, "rest": self.rest,
+            "rng": self.rng}
+
+  def load_state(self, state: Mapping[str, Any], step: int) -> None:
+    self.params, self.opt_state = state["params"], state["opt_state"]
+    self.rest, self.rng = state["rest"], state["rng"]
+    self.step_num = int(step)
+
+  def load_params(self, params: Any) -> None:
+    """Starts from given weights (a previous stage, a soup) with the optimizer state untouched."""
+    want = jax.tree.map(np.shape, self.params)
+    have = jax.tree.map(np.shape, params)
+    if want != have:
+      raise ConfigError("load_params: the given parameters have another structure or shapes than "
+                        "this model's.")
+    self.params = jax.device_put(params, self.param_shardings)
+
+  def learning_rate(self, step: int | None = None) -> float:
+    return float(self.schedule(self.step_num if step is None else step))
+
+
+def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
+        run: Any = None, checkpointer: Checkpointer | None = None, log_every: int = 10,
+        hooks: Sequence[Hook] = (), stage: str = "") -> dict:
+  """Trains to `steps` (resuming from the checkpointer's latest step) and returns a summary.
+
+  A NaN/inf loss stops the run with TrainingDivergedError naming the step and the task; it is
+  checked before the checkpoint of that step is written, so the last checkpoint stays good.
+  """
+  if checkpointer is not None and checkpointer.latest_step() is not None:
+    step0 = checkpointer.latest_step()
+    state, meta = checkpointer.restore(step0, trainer.state())
+    trainer.load_state(state, meta["step"])
+  start = trainer.step_num
+  prefix = f"{stage}/" if stage else ""
+  bar = run.progress(total=steps, desc=stage or "train") if run is not None else None
+  if bar is not None:
+    bar.update(start)
+  t_last, n_last, last = time.perf_counter(), start, {}
+  for s in range(start, steps):
+    task, pairs = mixture.local_pairs(s)
+    local = batcher(pairs, task, s)
+    metrics = trainer.step(local)
+    loss = float(metrics["loss"])
+    if not math.isfinite(loss):
+      if checkpointer is not None:
+        checkpointer.wait()
+      raise TrainingDivergedError(
+          f"{prefix}step {s}: the loss is {loss} on a batch of task {task!r}. Training stopped; "
+          f"the last good checkpoint ({checkpointer.latest_step() if checkpointer else 'none'}) "
+          "is kept. Lower the learning rate or check that task's data.")
+    done = s + 1
+    if checkpointer is not None and (done % checkpointer.every == 0 or done == steps):
+      checkpointer.save(done, trainer.state(), {"stage": stage, "task": task}, force=True)
+    if bar is not None:
+      bar.update(1)
+    if done % log_every == 0 or done == steps:
+      dt = time.perf_counter() - t_last
+      rate = (done - n_last) / max(dt, 1e-9)
+      last = {f"{prefix}loss": loss, f"{prefix}grad_norm": float(metrics["grad_norm"]),
+              f"{prefix}lr": trainer.learning_rate(s), f"{prefix}steps_per_s": rate,
+              f"{prefix}examples_per_s": rate * mixture.global_batch, "task": task}
+      if run is not None:
+        run.log(step=done, **last)
+      t_last, n_last = time.perf_counter(), done
+    for h in hooks:
+      h(trainer, done, {"loss": loss, "task": task})
+  if bar is not None:
+    bar.close()
+  if checkpointer is not None:
+    checkpointer.wait()
+  return {"steps": steps, "resumed_from": start, **last}
+
+
+def plot_curves(metrics_path, out_path) -> bool:
+  """Writes a PNG of every '*loss' and '*lr' series in metrics.jsonl; False if nothing to plot."""
+  import json
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  series: dict[str, tuple[list, list]] = {}
+  try:
+    lines = open(metrics_path).read().splitlines()
+  except FileNotFoundError:
+    return False
+  for line in lines:
+    rec = json.loads(line)
+    for k, v in rec.items():
+      if (k.endswith("loss") or k.endswith("lr")) and "step" in rec and isinstance(v, (int, float)):
+        series.setdefault(k, ([], []))[0].append(rec["step"])
+        series[k][1].append(v)
+  if not series:
+    return False
+  keys = sorted(series)
+  fig, axes = plt.subplots(len(keys), 1, figsize=(6, 2.2 * len(keys)), squeeze=False)
+  for ax, k in zip(axes[:, 0], keys):
+    ax.plot(*series[k])
+    ax.set_title(k, fontsize=9)
+    ax.set_xlabel("step")
+  fig.tight_layout()
+  tmp = str(out_path) + ".tmp.png"
+  fig.savefig(tmp, dpi=80)
+  plt.close(fig)
+  import os
+  os.replace(tmp, out_path)
+  return True

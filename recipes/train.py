@@ -1,0 +1,62 @@
+"""Contrastive multi-stage training of a gemb embedding model, then a greedy model soup.
+
+Stages follow Gemini Embedding: pre-finetuning on broad pairs (large batches, no hard negatives),
+then finetuning on a task mixture with hard negatives; one task per batch, the task prompt dropped
+at random, InfoNCE on every Matryoshka prefix.
+
+    python3 -m gemb run train:tiny --workdir /tmp/train-tiny
+    python3 -m gemb run train --set stages.finetune.steps=2000
+
+Variants: "" (minilm-l6 on the text mixture), "tiny" (the tiny preset, 2 x 12 CPU steps: it
+checks that everything runs; it is too short to learn much).
+"""
+
+import ml_collections
+
+from gemb.config import check_variant
+
+
+def _stage(steps, batch_size, tasks, hard_negatives, lr, loss):
+  return ml_collections.ConfigDict({
+      "steps": steps,
+      "batch_size": batch_size,
+      "tasks": tasks,  # ((gemb.datasets spec, sampling rate), ...); one task per batch
+      "hard_negatives": hard_negatives,
+      "prompt_dropout": 0.1,
+      "loss": loss,
+      "optim": {"lr": lr, "warmup_steps": max(steps // 10, 1), "schedule": "cosine",
+                "end_lr_frac": 0.0, "weight_decay": 0.01, "clip_norm": 1.0, "b1": 0.9,
+                "b2": 0.999,
+                # (regex on parameter paths like "layers/0/attn/kernel", lr multiplier); 0 freezes
+                "param_groups": ()},
+  })
+
+
+def get_config(variant: str = "") -> ml_collections.ConfigDict:
+  check_variant(variant, ("", "tiny"))
+  tiny = variant == "tiny"
+  mrl = "(16, 32, 64)" if tiny else "(64, 128, 256, 384)"
+  loss = f"matryoshka(loss='infonce(temperature=0.05)', dims={mrl})"
+  c = ml_collections.ConfigDict()
+  c.kind = "train"
+  c.seed = 0
+  c.model = "tiny(truncate=True, max_len=64)" if tiny else "minilm-l6(max_len=128)"
+  c.seq_len = 64 if tiny else 128
+  c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
+  c.sharding = {"rules": "fsdp", "overrides": ()}
+  broad = ((("text-pairs", 1.0),) if tiny
+           else (("text-pairs", 1.0), ("text-pairs(source='names')", 1.0)))
+  mix = (("text-pairs", 2.0), ("code", 1.0))
+  c.stages = {
+      "prefinetune": _stage(12 if tiny else 2000, 32 if tiny else 256, broad, 0,
+                            3e-4 if tiny else 5e-5, loss),
+      "finetune": _stage(12 if tiny else 1000, 16 if tiny else 64, mix, 1,
+                         3e-4 if tiny else 2e-5, loss),
+  }
+  c.stage_order = ("prefinetune", "finetune")
+  c.checkpoint = {"every": 4 if tiny else 200, "keep": 2 if tiny else 3,
+                  "async_save": True}
+  c.log_every = 4 if tiny else 50
+  c.eval = {"dataset": "text-pairs", "split": "validation", "max_queries": 50 if tiny else 300}
+  c.soup = {"method": "greedy", "metric": "mrr"}
+  return c

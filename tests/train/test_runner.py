@@ -1,0 +1,55 @@
+"""The `train` run kind on recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
+and the partition spec of every parameter per recipe variant against a golden file."""
+
+import json
+import os
+import pathlib
+
+import pytest
+
+import gemb.train.runner  # noqa: F401  registers the "train" run kind
+from gemb import config as config_lib, registry, sharding
+from gemb import run as run_lib
+
+GOLDEN = pathlib.Path(__file__).parent.parent / "golden"
+
+
+@pytest.mark.slow
+def test_tiny_recipe_runs_stages_soup_and_resumes(tmp_path, monkeypatch):
+  monkeypatch.setenv("GEMB_PROGRESS", "0")
+  over = ["stages.prefinetune.steps=6", "stages.finetune.steps=6", "checkpoint.every=2",
+          "eval.max_queries=20"]
+  s = run_lib.run_recipe("train:tiny", over, str(tmp_path))
+  assert set(s) >= {"eval_before", "stage/prefinetune", "stage/finetune", "soup", "eval_after"}
+  assert s["soup"]["method"] == "greedy" and s["soup"]["kept"]
+  assert s["soup"]["scores"]["soup"] >= max(v for k, v in s["soup"]["scores"].items()
+                                             if k != "soup")
+  for f in ("summary.json", "curves.png", "partition_specs.json", "model/model.safetensors"):
+    assert (tmp_path / f).is_file(), f
+  kept = sorted(int(p.name) for p in (tmp_path / "ckpt" / "finetune").iterdir() if p.name.isdigit())
+  assert kept == [4, 6]  # keep-last-2
+  recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert any("finetune/loss" in r and "finetune/lr" in r and "finetune/examples_per_s" in r
+             for r in recs)
+  again = run_lib.run_recipe("train:tiny", over, str(tmp_path))  # finished stages: resumed at end
+  assert again["stage/finetune"]["resumed_from"] == 6
+  assert again["stage/prefinetune"]["resumed_from"] == 6
+
+
+def _specs_for(variant):
+  from flax import nnx
+  from gemb.model.encoder import Encoder
+  cfg = config_lib.load_config(config_lib.find_recipe(f"train:{variant}" if variant else "train"))
+  enc = Encoder(registry.presets.build(cfg.model).config)  # random init: only shapes matter
+  rules = sharding.resolve_rules(cfg.sharding.rules, cfg.sharding.overrides)
+  return sharding.describe_specs(sharding.param_specs(nnx.state(enc.model, nnx.Param), rules))
+
+
+@pytest.mark.parametrize("variant", ["tiny", ""])
+def test_recipe_partition_specs_match_golden(variant):
+  specs = _specs_for(variant)
+  path = GOLDEN / f"train_recipe_{variant or 'default'}_partition_specs.json"
+  if os.environ.get("GEMB_UPDATE_GOLDEN") == "1":
+    path.write_text(json.dumps(specs, indent=2, sort_keys=True) + "\n")
+  assert json.loads(path.read_text()) == specs
+  assert specs["word_emb/embedding"] == "P(None, 'fsdp')"
