@@ -159,13 +159,45 @@ def default_workdir(recipe: config_lib.Recipe) -> pathlib.Path:
   return pathlib.Path("runs") / name / stamp
 
 
+def init_distributed() -> None:
+  """Joins a multi-process run when GEMB_COORDINATOR is set (host:port of process 0).
+
+  Every process runs the same command with GEMB_NUM_PROCESSES and its own GEMB_PROCESS_ID. On CPU
+  the collectives go through gloo. On TPU pods and SLURM clusters jax can find the peers itself:
+  set GEMB_COORDINATOR=auto. Must run before anything asks jax for its devices.
+  """
+  address = os.environ.get("GEMB_COORDINATOR")
+  if not address:
+    return
+  import jax
+  from gemb.errors import ConfigError
+  if address == "auto":
+    jax.distributed.initialize()
+    return
+  try:
+    num, pid = int(os.environ["GEMB_NUM_PROCESSES"]), int(os.environ["GEMB_PROCESS_ID"])
+  except (KeyError, ValueError):
+    raise ConfigError("GEMB_COORDINATOR is set, so GEMB_NUM_PROCESSES and GEMB_PROCESS_ID must "
+                      "be integers too (e.g. 2 and 0 on the first process).") from None
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")  # affects CPU devices only
+  jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
+
+
 def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = None) -> Any:
   """Loads recipe `ref` (``NAME[:VARIANT]``), applies overrides and runs it; returns its summary."""
+  init_distributed()
   recipe = config_lib.find_recipe(ref)
   cfg = config_lib.load_config(recipe)
   config_lib.apply_overrides(cfg, overrides)
   runner = registry.runners.get(cfg.kind)
-  run = Run(cfg, workdir or default_workdir(recipe), recipe)
+  if workdir is None:
+    import jax
+    if jax.process_count() > 1:
+      from gemb.errors import ConfigError
+      raise ConfigError("A multi-process run needs --workdir: every process must write its "
+                        "checkpoints to the same (shared) folder.")
+    workdir = default_workdir(recipe)
+  run = Run(cfg, workdir, recipe)
   run.write_json("config.json", cfg.to_dict())
   run.write_json("run.json", run.metadata("running"))
   try:

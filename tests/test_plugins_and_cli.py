@@ -105,3 +105,27 @@ def test_help_everywhere():
 def test_print_config(plugin_env):
   out = run_gemb(["run", HELLO, "--set", "lr=0.25", "--print-config"], plugin_env)
   assert out.returncode == 0 and "lr: 0.25" in out.stdout
+
+
+def test_gemb_run_joins_a_two_process_run(plugin_env, tmp_path):
+  import socket
+  import subprocess
+  import sys
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  procs = []
+  for pid in range(2):
+    env = dict(plugin_env, GEMB_COORDINATOR=f"127.0.0.1:{port}", GEMB_NUM_PROCESSES="2",
+               GEMB_PROCESS_ID=str(pid), JAX_PLATFORMS="cpu")
+    procs.append(subprocess.Popen(
+        [sys.executable, "-m", "gemb", "run", f"{HELLO}:tiny", "--workdir", str(tmp_path)],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+  outs = [p.communicate(timeout=300) for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], outs
+  meta = json.loads((tmp_path / "run.json").read_text())
+  assert meta["devices"]["process_count"] == 2 and meta["devices"]["count"] == 2
+  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+  assert len(lines) == 60  # written by process 0 only, not twice
+  out = run_gemb(["run", f"{HELLO}:tiny"], dict(plugin_env, GEMB_COORDINATOR="127.0.0.1:1"))
+  assert out.returncode == 2 and "GEMB_NUM_PROCESSES" in out.stderr

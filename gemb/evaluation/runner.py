@@ -80,8 +80,25 @@ def thumbnail(item: Any) -> Any:
 
 
 def make_embed_fn(encoder: Any, batch_size: int = 64) -> Callable[..., np.ndarray]:
+  """`embed_fn` for evaluators, embedding each batch once at full size.
+
+  A Matryoshka embedding at dim d is the first d dims of the full one, re-normalized, so a suite
+  run at several dims reuses the full embeddings instead of running the model once per dim. The
+  cache is keyed by the identity of the item objects and holds them, so an id cannot be reused.
+  """
+  cache: dict[tuple, tuple[list, np.ndarray]] = {}
+
   def embed_fn(items, task=None, dim=None):
-    return encoder.embed(list(items), task=task, dim=dim, batch_size=batch_size)
+    items = list(items)
+    key = (task, tuple(id(x) for x in items))
+    if key not in cache:
+      cache[key] = (items, encoder.embed(items, task=task, dim=None, batch_size=batch_size))
+    full_nd = cache[key][1]
+    if dim is None or dim == full_nd.shape[1]:
+      return full_nd
+    prefix_nd = full_nd[:, :dim]
+    return prefix_nd / np.maximum(np.linalg.norm(prefix_nd, axis=1, keepdims=True), 1e-12)
+
   return embed_fn
 
 
