@@ -90,6 +90,13 @@ def load_config(recipe: Recipe) -> ConfigDict:
   return cfg
 
 
+def recipe_config(ref: str) -> ConfigDict:
+  """An unlocked copy of recipe `ref`'s config, for recipes that compose other recipes."""
+  cfg = load_config(find_recipe(ref))
+  out = ConfigDict(cfg.to_dict())
+  return out
+
+
 def check_variant(variant: str, known: Sequence[str]) -> None:
   """For recipes: raise a clear error for a variant the recipe does not define."""
   if variant not in known:

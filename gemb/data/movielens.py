@@ -16,7 +16,8 @@ import pathlib
 import numpy as np
 
 from gemb.data.card import DatasetCard
-from gemb.errors import InputError
+from gemb import registry
+from gemb.errors import ConfigError, InputError
 
 INSTALL_HINT = "pip install --no-deps recbole==1.2.1"
 GENRES = ("Action", "Adventure", "Animation", "Children's", "Comedy", "Crime", "Documentary",
@@ -46,9 +47,20 @@ class MovieLens:
   genres_ig: np.ndarray  # [n_items, len(GENRES)] float32 multi-hot
   n_users: int
 
+  card = CARD
+
   @property
   def n_items(self) -> int:
     return len(self.item_ids)
+
+  def __len__(self) -> int:
+    return len(self.rating_n)
+
+  def __getitem__(self, i: int) -> dict:
+    """One rating, so the ratings table is a random-access source like every gemb dataset."""
+    return {"user": int(self.user_n[i]), "item": int(self.item_n[i]),
+            "rating": float(self.rating_n[i]), "time": int(self.time_n[i]),
+            "title": self.titles[self.item_n[i]]}
 
   def item_text(self, i: int) -> str:
     """Title + year + genres, the text a content embedding sees."""
@@ -115,3 +127,24 @@ def load_movielens_100k(root: str | pathlib.Path | None = None) -> MovieLens:
   time_n = np.array([int(float(r[3])) for r in inter], np.int64)
   return MovieLens(user_n, item_n, rating_n, time_n, item_ids, titles, years, genres_ig,
                    len(users))
+
+
+SPLIT_FRACTIONS = {"train": (0.0, 0.8), "validation": (0.8, 0.9), "test": (0.9, 1.0)}
+
+
+@registry.datasets.register(
+    "movielens-100k", description="train=80000 val=10000 test=10000 ratings (temporal split); "
+    "1,682 movies, 943 users; read in place from the recbole package")
+def movielens_100k(split: str = "all", root: str | None = None) -> MovieLens:
+  """MovieLens-100k ratings with item titles, years, genres; splits are by rating time."""
+  ml = load_movielens_100k(root)
+  if split == "all":
+    return ml
+  if split not in SPLIT_FRACTIONS:
+    raise ConfigError(f"movielens-100k: unknown split {split!r}; use 'all', "
+                      f"{', '.join(repr(s) for s in SPLIT_FRACTIONS)}.")
+  lo, hi = SPLIT_FRACTIONS[split]
+  order = np.argsort(ml.time_n, kind="stable")
+  keep = np.sort(order[int(lo * len(order)):int(hi * len(order))])
+  return dataclasses.replace(ml, user_n=ml.user_n[keep], item_n=ml.item_n[keep],
+                             rating_n=ml.rating_n[keep], time_n=ml.time_n[keep])

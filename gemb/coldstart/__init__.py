@@ -1,0 +1,23 @@
+"""Item cold-start exploration (after arXiv 2505.09033).
+
+A MovieLens-calibrated platform simulator (`simulator`), the discoverability model P(G=1 | X,
+features) (`model`), quotas and budgeted allocation (`allocation`), exploration policies registered
+in `gemb.policies` (`policies`), and the ``coldstart`` run kind (`runner`).
+"""
+
+from gemb.coldstart.allocation import allocate, allocate_exact, bisect_quota, quota_closed_form
+from gemb.coldstart.calibrate import Calibration, calibrate
+from gemb.coldstart.episode import Episode, collect_logs, run_episode
+from gemb.coldstart.features import bow_embed, resolve_embedder, static_features
+from gemb.coldstart.model import DiscoverabilityModel, expected_calibration_error, train
+from gemb.coldstart.policies import (AllocationError, Policy, PolicyContext, check_allocation,
+                                     engagement_features, model_features)
+from gemb.coldstart.simulator import BruteForceIndex, Observation, SimConfig, Simulator
+
+__all__ = [
+    "AllocationError", "BruteForceIndex", "Calibration", "DiscoverabilityModel", "Episode",
+    "Observation", "Policy", "PolicyContext", "SimConfig", "Simulator", "allocate",
+    "allocate_exact", "bisect_quota", "bow_embed", "calibrate", "check_allocation",
+    "collect_logs", "engagement_features", "expected_calibration_error", "model_features",
+    "quota_closed_form", "resolve_embedder", "run_episode", "static_features", "train",
+]

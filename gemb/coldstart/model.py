@@ -1,0 +1,132 @@
+"""The discoverability model: P(G = 1 | X, features), non-decreasing in the traffic X by construction.
+
+An MLP over the item's features (content embedding, metadata, engagement so far) gives three
+numbers per item, and ``P(X) = sigmoid(c) * sigmoid(a + softplus(s) * log1p(X / x0))``. The slope
+is non-negative, so P never decreases with X; ``sigmoid(c)`` is the ceiling an item reaches with
+unlimited traffic (hopeless items get a low one), and the quota at P = CF has a closed form
+(`allocation.quota_closed_form`). Trained with binary cross-entropy on simulated exploration logs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from gemb.errors import InputError
+
+
+class DiscoverabilityModel(nnx.Module):
+
+  def __init__(self, n_features: int, hidden: int = 64, x0: float = 10.0, *, rngs: nnx.Rngs):
+    self.x0 = x0
+    self.mean_f = nnx.Variable(jnp.zeros(n_features))
+    self.std_f = nnx.Variable(jnp.ones(n_features))
+    self.l1 = nnx.Linear(n_features, hidden, rngs=rngs)
+    self.l2 = nnx.Linear(hidden, hidden, rngs=rngs)
+    self.head = nnx.Linear(hidden, 3, rngs=rngs)
+
+  def curve(self, feat_bf: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per item (a, s, c) of the curve; s >= 0."""
+    h = (feat_bf - self.mean_f[...]) / self.std_f[...]
+    h = nnx.gelu(self.l1(h))
+    h = nnx.gelu(self.l2(h))
+    out = self.head(h)
+    return out[:, 0], jax.nn.softplus(out[:, 1]), out[:, 2]
+
+  def logits_pair(self, feat_bf, x_b):
+    a, s, c = self.curve(feat_bf)
+    return c, a + s * jnp.log1p(x_b / self.x0)
+
+  def __call__(self, feat_bf: jax.Array, x_b: jax.Array) -> jax.Array:
+    c, z = self.logits_pair(feat_bf, x_b)
+    return jax.nn.sigmoid(c) * jax.nn.sigmoid(z)
+
+
+def _bce(model, feat_bf, x_b, y_b):
+  c, z = model.logits_pair(feat_bf, x_b)
+  # log P = log sig(c) + log sig(z); log(1 - P) computed stably from the two log-probabilities.
+  log_p = jax.nn.log_sigmoid(c) + jax.nn.log_sigmoid(z)
+  log_1mp = jnp.log(-jnp.expm1(jnp.minimum(log_p, -1e-6)))
+  return -jnp.mean(y_b * log_p + (1 - y_b) * log_1mp)
+
+
+@dataclasses.dataclass
+class TrainResult:
+  model: DiscoverabilityModel
+  train_loss: float
+  val_loss: float
+  ece: float
+  reliability: dict[str, list[float]]
+
+
+def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10):
+  """ECE over equal-width bins and the reliability table (mean predicted, observed, count)."""
+  edges = np.linspace(0, 1, bins + 1)
+  which = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
+  count = np.bincount(which, minlength=bins)
+  mean_p = np.bincount(which, p, bins) / np.maximum(count, 1)
+  freq = np.bincount(which, y, bins) / np.maximum(count, 1)
+  ece = float(np.sum(count / max(len(p), 1) * np.abs(mean_p - freq)))
+  return ece, {"mean_predicted": mean_p.tolist(), "observed": freq.tolist(),
+               "count": count.tolist()}
+
+
+def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int = 64,
+          steps: int = 1500, batch: int = 1024, lr: float = 3e-3, x0: float = 10.0,
+          val_fraction: float = 0.2, seed: int = 0) -> TrainResult:
+  """Cross-entropy training with a held-out split for the calibration report."""
+  feat_nf, x_n, y_n = (np.asarray(v, np.float32) for v in (feat_nf, x_n, y_n))
+  if feat_nf.ndim != 2 or len(feat_nf) != len(x_n) or len(x_n) != len(y_n) or len(y_n) < 10:
+    raise InputError(f"training data must be [n, f] features with n >= 10 traffic values and "
+                     f"labels, got {feat_nf.shape}, {x_n.shape}, {y_n.shape}.")
+  if not np.all(np.isfinite(feat_nf)):
+    raise InputError("training features contain NaN/inf: items with missing features cannot be "
+                     "used; fill or drop them.")
+  rng = np.random.default_rng(seed)
+  perm = rng.permutation(len(y_n))
+  n_val = int(len(y_n) * val_fraction)
+  val, tr = perm[:n_val], perm[n_val:]
+  model = DiscoverabilityModel(feat_nf.shape[1], hidden, x0, rngs=nnx.Rngs(seed))
+  model.mean_f[...] = jnp.asarray(feat_nf[tr].mean(0))
+  model.std_f[...] = jnp.asarray(feat_nf[tr].std(0) + 1e-3)
+  opt = nnx.Optimizer(model, optax.adamw(lr, weight_decay=1e-4), wrt=nnx.Param)
+
+  @nnx.jit
+  def step(model, opt, f, x, y):
+    loss, g = nnx.value_and_grad(_bce)(model, f, x, y)
+    opt.update(model, g)
+    return loss
+
+  loss = jnp.nan
+  for _ in range(steps):
+    b = tr[rng.integers(0, len(tr), min(batch, len(tr)))]
+    loss = step(model, opt, jnp.asarray(feat_nf[b]), jnp.asarray(x_n[b]), jnp.asarray(y_n[b]))
+  ev = val if n_val else tr
+  p = np.asarray(predict(model, feat_nf[ev], x_n[ev]))
+  val_loss = float(_bce(model, jnp.asarray(feat_nf[ev]), jnp.asarray(x_n[ev]),
+                        jnp.asarray(y_n[ev])))
+  ece, rel = expected_calibration_error(p, y_n[ev])
+  return TrainResult(model, float(loss), val_loss, ece, rel)
+
+
+@nnx.jit
+def _curve_jit(model, feat_bf):
+  return model.curve(feat_bf)
+
+
+def curve(model: DiscoverabilityModel, feat_nf: np.ndarray, chunk: int = 262144):
+  """(a, s, c) as numpy arrays, chunked so that a million items fit in memory."""
+  outs = [_curve_jit(model, jnp.asarray(feat_nf[i:i + chunk], jnp.float32))
+          for i in range(0, len(feat_nf), chunk)]
+  return tuple(np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(3))
+
+
+def predict(model: DiscoverabilityModel, feat_nf: np.ndarray, x_n: np.ndarray) -> np.ndarray:
+  from gemb.coldstart.allocation import curve_prob
+  a, s, c = curve(model, feat_nf)
+  return curve_prob(a, s, c, x_n, model.x0)

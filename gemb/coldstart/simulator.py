@@ -1,0 +1,317 @@
+"""A recommendation platform with fresh items, an exploration surface and an exploitation recommender.
+
+Per period, in this order:
+
+1. ``n_new`` fresh items enter (latents drawn around MovieLens's newest items, see `calibrate`);
+2. a policy spends at most ``budget`` exploration impressions on the items still in exploration;
+   each impression is shown to a random user and engages with the item's true rate ``q_i``;
+3. the exploitation recommender admits an item once its engagement passes the bar (at least
+   ``n_min`` impressions and a posterior-mean engagement rate of at least ``bar``);
+4. ``n_users`` users arrive; for each, candidates are retrieved over the admitted items by
+   ``<user, item>`` through a retrieval backend, ranked by estimated engagement, and the top
+   ``slate`` are recommended;
+5. an item is *discoverable* once exploitation recommended it ``m_recs`` times within ``window``
+   periods of entering. Items leave exploration when discoverable or at ``age_cap``.
+
+Everything is seeded: the same seed and the same allocations give the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gemb.coldstart.calibrate import Calibration
+from gemb.errors import ConfigError, InputError
+
+
+POOL_BUCKET = 2048
+
+
+class Index(Protocol):
+  """The gemb retrieval interface (``gemb.retrievers``) the recommender uses."""
+
+  def build(self, emb_nd: np.ndarray, ids: np.ndarray | None = None) -> Any: ...
+
+  def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _topk_dot(q_qd, emb_nd, k: int):
+  return jax.lax.top_k(q_qd @ emb_nd.T, k)
+
+
+class BruteForceIndex:
+  """Exact inner-product top-k in JAX, chunked over queries; same interface as gemb.retrievers."""
+
+  def __init__(self, chunk: int = 4096):
+    self.chunk = chunk
+    self._emb = None
+    self._ids = None
+
+  def build(self, emb_nd: np.ndarray, ids: np.ndarray | None = None) -> "BruteForceIndex":
+    self._emb = jnp.asarray(emb_nd, jnp.float32)
+    self._ids = None if ids is None else np.asarray(ids)
+    return self
+
+  def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    k = min(k, self._emb.shape[0])
+    ids, scores = [], []
+    for s in range(0, len(queries_qd), self.chunk):
+      sc, ix = _topk_dot(jnp.asarray(queries_qd[s:s + self.chunk], jnp.float32), self._emb, k)
+      ids.append(np.asarray(ix))
+      scores.append(np.asarray(sc))
+    ids_qk = np.concatenate(ids)
+    if self._ids is not None:
+      ids_qk = self._ids[ids_qk]
+    return ids_qk, np.concatenate(scores)
+
+
+@dataclasses.dataclass(frozen=True)
+class SimConfig:
+  periods: int = 12
+  n_new: int = 200  # fresh items entering per period
+  n_users: int = 2000  # users served by exploitation per period
+  budget: int = 6000  # exploration impressions per period
+  n_min: int = 20  # impressions before the exploitation bar applies
+  bar: float = 0.5  # posterior-mean engagement needed for admission
+  prior_strength: float = 20.0  # Beta prior pseudo-impressions, centred on the platform mean
+  candidates: int = 100  # retrieval depth
+  slate: int = 10  # recommendations per user
+  m_recs: int = 30  # recommendations needed to count as discoverable ...
+  window: int = 4  # ... within this many periods of entering
+  age_cap: int = 3  # periods an item may stay in exploration
+  item_jitter: float = 0.5  # fresh latents: template + jitter * (per-dim std) noise
+  user_jitter: float = 0.3
+  probe_users: int = 256  # users that estimate each item's true engagement rate
+  full_traffic: int = 1000  # impressions per item in the counterfactual behind `potential`
+
+  def validate(self) -> None:
+    for name in ("periods", "n_new", "n_users", "n_min", "candidates", "slate", "m_recs",
+                 "window", "age_cap", "probe_users"):
+      if getattr(self, name) < 1:
+        raise ConfigError(f"coldstart simulator: {name} must be >= 1, got {getattr(self, name)}.")
+    if not self.budget > 0:
+      raise ConfigError(f"coldstart simulator: the exploration budget must be > 0 impressions per "
+                        f"period, got {self.budget}.")
+    if not 0.0 < self.bar < 1.0:
+      raise ConfigError(f"coldstart simulator: bar must be in (0, 1), got {self.bar}.")
+    if self.slate > self.candidates:
+      raise ConfigError(f"coldstart simulator: slate ({self.slate}) must be <= candidates "
+                        f"({self.candidates}).")
+
+
+@dataclasses.dataclass
+class Observation:
+  """What a policy sees about the items in exploration this period (arrays are [a], a = active)."""
+
+  period: int
+  budget: int
+  item: np.ndarray  # global item index
+  features_af: np.ndarray  # static item features (content embedding + metadata)
+  impressions: np.ndarray
+  clicks: np.ndarray
+  age: np.ndarray  # periods since entering (0 in the entry period)
+  recs: np.ndarray  # exploitation recommendations so far
+  admitted: np.ndarray  # bool: passes the exploitation bar
+  prior: tuple[float, float]  # Beta(alpha, beta) prior of the bar
+  config: SimConfig
+  truth: dict[str, np.ndarray] | None = None  # only for policies with needs_truth = True
+
+  def __len__(self) -> int:
+    return len(self.item)
+
+  def posterior_mean(self) -> np.ndarray:
+    a, b = self.prior
+    return (a + self.clicks) / (a + b + self.impressions)
+
+
+def _user_batch(cal: Calibration, n: int, jitter: float, rng: np.random.Generator):
+  src = rng.integers(0, len(cal.user_ud), n)
+  std = cal.user_ud.std(0)
+  u = cal.user_ud[src] + jitter * std * rng.standard_normal((n, cal.user_ud.shape[1]))
+  b = cal.user_bias_u[src] + jitter * cal.user_bias_u.std() * rng.standard_normal(n)
+  return u.astype(np.float32), b.astype(np.float32)
+
+
+@jax.jit
+def _engagement_rate(user_ud, user_b, item_id, item_b, mu, kappa, pivot):
+  r = mu + user_b[:, None] + item_b[None, :] + user_ud @ item_id.T
+  return jax.nn.sigmoid(kappa * (r - pivot)).mean(0)
+
+
+class Simulator:
+  """Fixed capacity: all ``periods * n_new`` fresh items are drawn up front, entering over time."""
+
+  def __init__(self, cal: Calibration, config: SimConfig, item_features_tf: np.ndarray, seed: int,
+               index_factory: Callable[[], Index] = BruteForceIndex):
+    config.validate()
+    if item_features_tf.shape[0] != cal.item_id.shape[0]:
+      raise InputError(f"item features have {item_features_tf.shape[0]} rows but the calibration "
+                       f"has {cal.item_id.shape[0]} items; give one feature row per MovieLens item.")
+    if not np.all(np.isfinite(item_features_tf)):
+      bad = np.unique(np.nonzero(~np.isfinite(item_features_tf))[0])[:5]
+      raise InputError(f"item features are missing (NaN/inf) for template items {bad.tolist()}; "
+                       "every item needs complete features.")
+    self.cal, self.config, self.seed = cal, config, seed
+    self._static_tf = item_features_tf
+    self.index_factory = index_factory
+    rng = np.random.default_rng(seed)
+    c = config
+    n = c.periods * c.n_new
+    d = cal.item_id.shape[1]
+    self.template = rng.choice(cal.fresh_templates, n)
+    std = cal.item_id.std(0)
+    self.latent_nd = (cal.item_id[self.template] + c.item_jitter * std
+                      * rng.standard_normal((n, d))).astype(np.float32)
+    self.bias_n = (cal.item_bias_i[self.template] + c.item_jitter * cal.item_bias_i.std()
+                   * rng.standard_normal(n)).astype(np.float32)
+    self.entry = np.repeat(np.arange(c.periods), c.n_new)
+    self.features_nf = item_features_tf[self.template].astype(np.float32)
+    self._probe = _user_batch(cal, c.probe_users, c.user_jitter, rng)
+    self.q = self._rates(self.latent_nd, self.bias_n)
+    est = cal.established
+    self.est_latent = cal.item_id[est].astype(np.float32)
+    self.est_q = self._rates(self.est_latent, cal.item_bias_i[est].astype(np.float32))
+    qbar = float(self.est_q.mean())  # the platform's prior for a fresh item
+    self.prior = (c.prior_strength * qbar, c.prior_strength * (1 - qbar))
+    self.rng_users = np.random.default_rng([seed, 1])
+    self.key = jax.random.key(seed)
+    self.period = 0
+    self.impressions = np.zeros(n, np.int64)
+    self.clicks = np.zeros(n, np.int64)
+    self.recs = np.zeros(n, np.int64)
+    self.discovered_at = np.full(n, -1, np.int64)
+    self.history: list[dict[str, Any]] = []
+
+  def _rates(self, latent_nd, bias_n, chunk: int = 65536) -> np.ndarray:
+    u, b = self._probe
+    cal = self.cal
+    out = [np.asarray(_engagement_rate(u, b, latent_nd[s:s + chunk], bias_n[s:s + chunk],
+                                       cal.mu, cal.kappa, cal.pivot))
+           for s in range(0, len(latent_nd), chunk)]
+    return np.concatenate(out).astype(np.float32)
+
+  @property
+  def n_items(self) -> int:
+    return len(self.entry)
+
+  @property
+  def done(self) -> bool:
+    return self.period >= self.config.periods
+
+  def admitted(self) -> np.ndarray:
+    a, b = self.prior
+    post = (a + self.clicks) / (a + b + self.impressions)
+    return (self.impressions >= self.config.n_min) & (post >= self.config.bar)
+
+  def active(self) -> np.ndarray:
+    """Global indices of the items in exploration now."""
+    age = self.period - self.entry
+    return np.nonzero((age >= 0) & (age < self.config.age_cap) & (self.discovered_at < 0))[0]
+
+  def observe(self, with_truth: bool = False) -> Observation:
+    idx = self.active()
+    truth = None
+    if with_truth:
+      truth = {"q": self.q[idx], "reach": self.reach()[idx], "potential": self.potential()[idx]}
+    return Observation(self.period, self.config.budget, idx, self.features_nf[idx],
+                       self.impressions[idx], self.clicks[idx], self.period - self.entry[idx],
+                       self.recs[idx], self.admitted()[idx], self.prior, self.config, truth)
+
+  @functools.cached_property
+  def _reach(self) -> np.ndarray:
+    # Fraction of probe users whose slate would include the item if it were admitted with its true
+    # rate, against the established catalogue alone: the oracle's view of exploitation.
+    c = self.config
+    u, _ = self._probe
+    k = min(c.candidates, len(self.est_q))
+    ids, scores = BruteForceIndex().build(self.est_latent).search(u, k)
+    t_dot = scores[:, -1]
+    t_q = np.sort(self.est_q[ids], axis=1)[:, -min(c.slate, k)]
+    reach = np.zeros(self.n_items, np.float32)
+    for s in range(0, self.n_items, 65536):
+      dots = np.asarray(jnp.asarray(self.latent_nd[s:s + 65536]) @ jnp.asarray(u).T)
+      ok = (dots >= t_dot[None, :]) & (self.q[s:s + 65536, None] >= t_q[None, :])
+      reach[s:s + 65536] = ok.mean(1)
+    return reach
+
+  def reach(self) -> np.ndarray:
+    return self._reach
+
+  @functools.cached_property
+  def _potential(self) -> np.ndarray:
+    # Counterfactual ground truth: which items become discoverable when every item gets
+    # `full_traffic` impressions on entry (same seed, so the same items, users and clicks stream).
+    twin = Simulator(self.cal, self.config, self._static_tf, self.seed, self.index_factory)
+    while not twin.done:
+      idx = twin.active()
+      twin.step(np.where(twin.impressions[idx] == 0, float(self.config.full_traffic), 0.0), idx)
+    return twin.discoverable()
+
+  def potential(self) -> np.ndarray:
+    """[n_items] bool: discoverable under unlimited exploration (what the oracle knows)."""
+    return self._potential
+
+  def step(self, alloc_a: np.ndarray, idx: np.ndarray | None = None) -> dict[str, Any]:
+    """Spends `alloc_a` impressions on active items `idx`, then serves one period of users."""
+    c = self.config
+    if self.done:
+      raise InputError(f"the simulation already ran its {c.periods} periods.")
+    if idx is None:
+      idx = self.active()
+    alloc = np.floor(np.asarray(alloc_a, np.float64)).astype(np.int64)
+    if alloc.shape != idx.shape:
+      raise InputError(f"allocation has shape {alloc.shape}, expected {idx.shape}.")
+    key = jax.random.fold_in(self.key, self.period)
+    clicks = np.asarray(jax.random.binomial(key, alloc.astype(np.float32), self.q[idx]))
+    self.impressions[idx] += alloc
+    self.clicks[idx] += clicks.astype(np.int64)
+    # Exploitation over the established catalogue plus the admitted fresh items.
+    age = self.period - self.entry
+    fresh = np.nonzero(self.admitted() & (age >= 0))[0]
+    a, b = self.prior
+    post = ((a + self.clicks[fresh]) / (a + b + self.impressions[fresh])).astype(np.float32)
+    pool_emb = np.concatenate([self.est_latent, self.latent_nd[fresh]])
+    pool_q = np.concatenate([self.est_q, post])
+    # Pad the pool to a bucket size so that jitted retrieval compiles for a few shapes only: an
+    # extra coordinate (0 for items, -1e4 for padding, 1 in queries) keeps padding out of the
+    # candidates and leaves item scores unchanged; one more zero column keeps the dimension even
+    # (quantizing backends such as scann split it into blocks of 2).
+    n_pool, d = pool_emb.shape
+    bucket = POOL_BUCKET * -(-n_pool // POOL_BUCKET)
+    extra = 1 + (d + 1) % 2
+    padded = np.zeros((bucket, d + extra), np.float32)
+    padded[:n_pool, :d] = pool_emb
+    padded[n_pool:, d] = -1e4
+    users, _ = _user_batch(self.cal, c.n_users, c.user_jitter, self.rng_users)
+    q_extra = np.zeros((len(users), extra), np.float32)
+    q_extra[:, 0] = 1.0
+    users = np.concatenate([users, q_extra], 1)
+    index = self.index_factory()
+    index.build(padded)
+    k = min(c.candidates, n_pool)
+    cand_uk, _ = index.search(users, k)
+    cand_uk = np.asarray(cand_uk)
+    top = np.argsort(-pool_q[cand_uk], axis=1, kind="stable")[:, :c.slate]
+    rec = np.take_along_axis(cand_uk, top, 1).ravel()
+    rec = rec[rec >= len(self.est_q)] - len(self.est_q)
+    counts = np.bincount(rec, minlength=len(fresh))
+    in_window = age[fresh] < c.window
+    self.recs[fresh] += counts * in_window
+    newly = (self.recs >= c.m_recs) & (self.discovered_at < 0)
+    self.discovered_at[newly] = self.period
+    stats = {"period": self.period, "spent": int(alloc.sum()), "active": int(len(idx)),
+             "admitted_fresh": int(len(fresh)), "new_discoverable": int(newly.sum()),
+             "discoverable": int((self.discovered_at >= 0).sum())}
+    self.history.append(stats)
+    self.period += 1
+    return stats
+
+  def discoverable(self) -> np.ndarray:
+    return self.discovered_at >= 0
