@@ -322,7 +322,8 @@ datasets = Registry("datasets", "built-in and adapted datasets", ("gemb.data",))
 evaluators = Registry("evaluators", "evaluators: embed function -> named metrics",
                       ("gemb.evaluation",))
 runners = Registry("runners", "run kinds that a recipe's `kind` selects (train, eval, ...)",
-                   ("gemb.train.runner", "gemb.evaluation.runner", "gemb.coldstart.runner"))
+                   ("gemb.train.runner", "gemb.evaluation.runner", "gemb.coldstart.runner",
+                    "gemb.quickstart"))
 
 ALL: dict[str, Registry] = {r.kind: r for r in (
     tokenizers, losses, retrievers, policies, presets, datasets, evaluators, runners)}

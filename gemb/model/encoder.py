@@ -140,8 +140,10 @@ class Encoder:
             "it (fewer frames, shorter audio or text), or load the model with truncate=True, e.g. "
             f"gemb.model.load('{self.name or 'PRESET'}(truncate=True)').")
       if not all(p.modality == TEXT for p in parts):  # text-only truncation is routine (as ST)
-        warnings.warn(f"Item {index}: {n + 2} tokens truncated to {self.config.max_len}.",
-                      stacklevel=4)
+        # One message per model size, so Python shows it once rather than once per item.
+        warnings.warn(f"Non-text items longer than max_len={self.config.max_len} tokens are "
+                      "truncated (long videos lose their last frames); load the model with a "
+                      "larger max_len to keep them whole.", stacklevel=4)
       kept, left = [], budget
       for p in parts:
         if left <= 0:
