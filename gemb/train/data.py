@@ -33,6 +33,11 @@ def content_id(item: Any) -> int:
     data = repr(sorted((k, content_id(v)) for k, v in item.items())).encode()
   elif isinstance(item, (list, tuple)):
     data = repr([content_id(v) for v in item]).encode()
+  elif dataclasses.is_dataclass(item):
+    # Field by field: repr() of an Image/Video elides most pixels ("..."), so distinct images
+    # with the same corners would collide and be masked as false negatives of each other.
+    data = repr((type(item).__name__, [content_id(getattr(item, f.name))
+                                       for f in dataclasses.fields(item)])).encode()
   else:
     data = repr(item).encode()
   return zlib.crc32(data) & 0x7FFFFFFF

@@ -65,3 +65,15 @@ def test_batcher_ids_negatives_and_prompt_dropout():
   assert 0.2 < np.mean(rates) < 0.4
   with pytest.raises(InputError, match="lacks 'query' or 'positive'"):
     data.PairBatcher(toy.prepare)([{"query": "x"}], "t", 0)
+
+
+def test_content_id_tells_apart_images_that_share_their_corners():
+  content_id = data.content_id
+  from gemb.model.inputs import Image, Video
+  base = np.full((48, 48, 3), 255, np.uint8)
+  a, b = base.copy(), base.copy()
+  a[20:28, 20:28] = 10  # the same white border, different centres: repr() would show the same
+  b[20:28, 20:28] = 200
+  assert content_id(Image(a)) != content_id(Image(b))
+  assert content_id(Image(a)) == content_id(Image(a.copy()))
+  assert content_id(Video(np.stack([a, b]))) != content_id(Video(np.stack([b, a])))
