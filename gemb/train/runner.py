@@ -23,21 +23,14 @@ from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
 
 
 def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
-  """Recall@1 and MRR of the split's queries against its whole corpus (exact dot products)."""
+  """Recall@1 and MRR of the split's queries against its whole corpus (exact search)."""
+  from gemb.evaluation.evaluators import RetrievalData, RetrievalEvaluator
+  from gemb.evaluation.runner import make_embed_fn
   queries, corpus, qrels = source.retrieval_task(max_queries)
   tasks = sorted({r.get("task") for r in source.records[:len(queries)]} - {None})
-  task = tasks[0] if len(tasks) == 1 else None
-  q_nd = encoder.embed(queries, task=task)
-  c_md = encoder.embed(corpus)
-  scores_nm = q_nd @ c_md.T
-  order = np.argsort(-scores_nm, axis=1)
-  r1, rr = [], []
-  for i, rel in enumerate(qrels):
-    rel = {int(k) for k, g in dict(rel).items() if g > 0}
-    ranks = [r for r, j in enumerate(order[i]) if int(j) in rel]
-    r1.append(bool(ranks) and ranks[0] == 0)
-    rr.append(1.0 / (ranks[0] + 1) if ranks else 0.0)
-  return {"recall@1": float(np.mean(r1)), "mrr": float(np.mean(rr))}
+  ev = RetrievalEvaluator(RetrievalData(queries, corpus, qrels), metrics=("recall@1", "mrr"),
+                          query_task=tasks[0] if len(tasks) == 1 else None, retriever="exact")
+  return ev.evaluate(make_embed_fn(encoder))
 
 
 def _prepare_fn(encoder: Any, seq_len: int):
