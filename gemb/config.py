@@ -92,9 +92,7 @@ def load_config(recipe: Recipe) -> ConfigDict:
 
 def recipe_config(ref: str) -> ConfigDict:
   """An unlocked copy of recipe `ref`'s config, for recipes that compose other recipes."""
-  cfg = load_config(find_recipe(ref))
-  out = ConfigDict(cfg.to_dict())
-  return out
+  return ConfigDict(load_config(find_recipe(ref)).to_dict())
 
 
 def check_variant(variant: str, known: Sequence[str]) -> None:

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import sys
-import tempfile
 import unicodedata
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from gemb.data import assets
 
 DEFAULT_FONT = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 OUT = os.path.join(os.path.dirname(__file__), "..", "gemb", "data", "assets", "emoji.npz")
@@ -134,18 +133,9 @@ def main(argv=None) -> int:
         "topic": topic_of(names["en"], k),
         "base": base if tones else "", "tone": TONES[tones[0]] if tones else "",
     })
-    blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
-  offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
-  meta = json.dumps({"size": args.size, "languages": langs, "records": records},
-                    ensure_ascii=False).encode()
-  os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  # Written to a temporary file and renamed, so a crash never leaves a half-written asset.
-  fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(args.out)), suffix=".npz")
-  with os.fdopen(fd, "wb") as f:
-    np.savez_compressed(f, images=np.concatenate(blobs), offsets=offsets,
-                        meta=np.frombuffer(meta, np.uint8))
-  os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-  os.replace(tmp, args.out)
+    blobs.append(buf.getvalue())
+  assets.write_blob_store(args.out, "images", blobs,
+                          {"size": args.size, "languages": langs, "records": records})
   print(f"wrote {len(records)} emoji ({sum(1 for r in records if r['tone'])} skin-tone variants) "
         f"to {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB")
   return 0

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 
@@ -67,20 +65,13 @@ def main(argv=None) -> int:
     y = resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32)
     buf = io.BytesIO()
     sf.write(buf, y, SAMPLE_RATE, format="OGG", subtype="OPUS")
-    blobs.append(np.frombuffer(buf.getvalue(), np.uint8))
+    blobs.append(buf.getvalue())
     metas.append({"emoji": r["emoji"], "lang": lang, "text": text, "voice": VOICES[lang],
                   "seconds": round(len(y) / SAMPLE_RATE, 3)})
-  offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
   version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout
-  meta = json.dumps({"sample_rate": SAMPLE_RATE, "synthesizer": version.strip(),
-                     "records": metas}, ensure_ascii=False).encode()
-  out_dir = os.path.dirname(os.path.abspath(args.out))
-  fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
-  with os.fdopen(fd, "wb") as f:
-    np.savez_compressed(f, audio=np.concatenate(blobs), offsets=offsets,
-                        meta=np.frombuffer(meta, np.uint8))
-  os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-  os.replace(tmp, args.out)
+  assets.write_blob_store(args.out, "audio", blobs, {"sample_rate": SAMPLE_RATE,
+                                                     "synthesizer": version.strip(),
+                                                     "records": metas})
   print(f"wrote {len(metas)} clips ({sum(m['seconds'] for m in metas):.0f} s) to {args.out}: "
         f"{os.path.getsize(args.out) / 1e6:.2f} MB")
   return 0

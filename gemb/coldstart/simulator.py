@@ -281,18 +281,14 @@ class Simulator:
     pool_q = np.concatenate([self.est_q, post])
     # Pad the pool to a bucket size so that jitted retrieval compiles for a few shapes only: an
     # extra coordinate (0 for items, -1e4 for padding, 1 in queries) keeps padding out of the
-    # candidates and leaves item scores unchanged; one more zero column keeps the dimension even
-    # (quantizing backends such as scann split it into blocks of 2).
+    # candidates and leaves item scores unchanged.
     n_pool, d = pool_emb.shape
     bucket = POOL_BUCKET * -(-n_pool // POOL_BUCKET)
-    extra = 1 + (d + 1) % 2
-    padded = np.zeros((bucket, d + extra), np.float32)
+    padded = np.zeros((bucket, d + 1), np.float32)
     padded[:n_pool, :d] = pool_emb
     padded[n_pool:, d] = -1e4
     users, _ = _user_batch(self.cal, c.n_users, c.user_jitter, self.rng_users)
-    q_extra = np.zeros((len(users), extra), np.float32)
-    q_extra[:, 0] = 1.0
-    users = np.concatenate([users, q_extra], 1)
+    users = np.concatenate([users, np.ones((len(users), 1), np.float32)], 1)
     index = self.index_factory()
     index.build(padded)
     k = min(c.candidates, n_pool)

@@ -12,6 +12,7 @@ import io
 import json
 import os
 import shutil
+import tempfile
 import warnings
 from typing import Any
 
@@ -43,6 +44,21 @@ def _missing(path: str, rebuild: str) -> MissingAssetError:
       f"packaging step dropped it). Rebuild it with `{rebuild}`. Datasets that need it: "
       f"{', '.join(NEEDS.get(name, ()))}. Datasets that still work without it: "
       f"{', '.join(NEED_NOTHING)}.")
+
+
+def write_blob_store(path: str, blob_key: str, blobs: list[bytes], meta: dict[str, Any]) -> None:
+  """Writes what `BlobStore` reads; via a temporary file and a rename, so a crash never leaves
+  a half-written asset."""
+  arrays = [np.frombuffer(b, np.uint8) for b in blobs]
+  offsets = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
+  meta_u8 = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), np.uint8)
+  out_dir = os.path.dirname(os.path.abspath(path))
+  os.makedirs(out_dir, exist_ok=True)
+  fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
+  with os.fdopen(fd, "wb") as f:
+    np.savez_compressed(f, **{blob_key: np.concatenate(arrays)}, offsets=offsets, meta=meta_u8)
+  os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
+  os.replace(tmp, path)
 
 
 class BlobStore:

@@ -75,17 +75,15 @@ class ScannIndex(Index):
         setattr(self, key, value)
     if self.num_leaves and self.num_leaves > n:
       raise InputError(f"scann: num_leaves={self.num_leaves} exceeds the corpus size {n}.")
-    builder = _scann_ops().builder(emb_nd, 10, "dot_product")
+    builder = _scann_ops().builder(self._blocked(emb_nd), 10, "dot_product")
     if self.threads:
       builder = builder.set_n_training_threads(self.threads)
     if self.num_leaves:
       builder = builder.tree(num_leaves=self.num_leaves,
                              num_leaves_to_search=min(self.leaves_to_search, self.num_leaves),
                              training_sample_size=min(self.training_sample_size or n, n))
-      dpb = self.dims_per_block
-      if d % dpb:
-        raise InputError(f"scann: dims_per_block={dpb} must divide the dimension d={d}.")
-      builder = builder.score_ah(dpb, anisotropic_quantization_threshold=self.anisotropic_threshold)
+      builder = builder.score_ah(self.dims_per_block,
+                                 anisotropic_quantization_threshold=self.anisotropic_threshold)
       builder = builder.reorder(self.reorder)
     else:
       builder = builder.score_brute_force()
@@ -93,18 +91,28 @@ class ScannIndex(Index):
     if self.threads:
       self._searcher.set_num_threads(self.threads)
 
+  def _blocked(self, x_nd: np.ndarray) -> np.ndarray:
+    """Zero-pads the columns to a multiple of dims_per_block, which asymmetric hashing needs.
+
+    Zero columns add nothing to inner products, so any dimension works; the pad is derived from
+    `dim` and `dims_per_block`, so saved indexes need no extra state.
+    """
+    pad = -x_nd.shape[1] % self.dims_per_block
+    return np.pad(x_nd, ((0, 0), (0, pad))) if pad else x_nd
+
   def _search(self, q_qd, k):
     leaves = min(self.leaves_to_search, self.num_leaves) if self.num_leaves else -1
     pre = max(self.reorder, k) if self.num_leaves else -1
     parallel = q_qd.shape[0] > self.query_batch
-    rows, dist = self._searcher.search_batched(q_qd, k, pre, leaves, parallel, self.query_batch)
+    rows, dist = self._searcher.search_batched(self._blocked(q_qd), k, pre, leaves, parallel,
+                                               self.query_batch)
     rows = np.asarray(rows)
     if rows.shape != (q_qd.shape[0], k):  # ScaNN pads short results only in edge cases
       raise RuntimeError(f"scann returned shape {rows.shape} for {q_qd.shape[0]} queries, k={k}.")
     return rows.astype(np.int64), np.asarray(dist, np.float32)
 
   def _add(self, emb_nd, ids_n):
-    rows = self._searcher.upsert([None] * emb_nd.shape[0], emb_nd, 1)
+    rows = self._searcher.upsert([None] * emb_nd.shape[0], self._blocked(emb_nd), 1)
     start = len(self)
     if list(rows) != list(range(start, start + emb_nd.shape[0])):
       raise RuntimeError(f"scann upsert placed rows {list(rows)[:5]}..., expected {start}...")

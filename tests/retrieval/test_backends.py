@@ -250,3 +250,21 @@ def test_registry_lists_both_backends():
   assert {"exact", "scann"} <= set(gemb.retrievers.names())
   with pytest.raises(gemb.SpecError, match="accepts"):
     gemb.retrievers.get("scann(no_such_knob=3)")
+
+
+def test_scann_quantizes_any_dimension():
+  """Asymmetric hashing splits vectors into blocks; an odd d is zero-padded inside the backend."""
+  rng = np.random.default_rng(3)
+  centers = rng.normal(size=(30, 33))
+  x = (centers[rng.integers(0, 30, 30000)] + 0.3 * rng.normal(size=(30000, 33))).astype(np.float32)
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  q = x[:50] + 0.05 * rng.normal(size=(50, 33)).astype(np.float32)
+  exact_ids, exact_scores = gemb.retrievers.get("exact")().build(x).search(q, 10)
+  index = gemb.retrievers.get("scann")().build(x)
+  assert index.num_leaves  # the quantized path, not brute force
+  ids, scores = index.search(q, 10)
+  recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact_ids)])
+  assert recall >= 0.9, recall
+  np.testing.assert_allclose(scores[:, 0], exact_scores[:, 0], atol=0.02)
+  index.add(x[:5] * 0.5, np.arange(30000, 30005))
+  assert index.search(x[:1], 1)[0].shape == (1, 1)
