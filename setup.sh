@@ -3,6 +3,7 @@
 # Idempotent: a second run only checks what is there.
 #   bash setup.sh         the library, the `gemb` command and the built-in assets
 #   bash setup.sh test    also the test tools and the first-party plugin packages in plugins/
+#   bash setup.sh mteb    also the mteb package (and torch's CPU wheel) for the mteb adapter
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -13,6 +14,8 @@ if [ "${1:-}" = "test" ]; then
   for plugin in plugins/*/; do
     [ -f "$plugin/pyproject.toml" ] && pip_install --no-build-isolation -e "$plugin"
   done
+elif [ "${1:-}" = "mteb" ]; then
+  pip_install -e ".[test,mteb]"
 else
   pip_install -e .
 fi

@@ -36,7 +36,7 @@ def main() -> None:
   from gemb.coldstart import model as M
   from gemb.coldstart.calibrate import calibrate
   from gemb.coldstart.features import bow_embed, static_features
-  from gemb.coldstart.policies import plan_from_curve
+  from gemb.coldstart.policies import N_ENGAGEMENT, plan_from_curve
   from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
   from gemb.data.movielens import load_movielens_100k
 
@@ -49,9 +49,9 @@ def main() -> None:
   out: dict = {"items": N_ITEMS, "users": N_USERS}
 
   # -- allocation for 1M items --------------------------------------------------------------
-  model = M.DiscoverabilityModel(static.shape[1] + 6, 64, rngs=nnx.Rngs(0))
+  model = M.DiscoverabilityModel(static.shape[1] + N_ENGAGEMENT, 64, rngs=nnx.Rngs(0))
   feat = np.concatenate([static[rng.integers(0, len(static), N_ITEMS)],
-                         rng.normal(size=(N_ITEMS, 6)).astype(np.float32)], 1)
+                         rng.normal(size=(N_ITEMS, N_ENGAGEMENT)).astype(np.float32)], 1)
   imp = rng.integers(0, 60, N_ITEMS)
   post = rng.uniform(0.2, 0.7, N_ITEMS)
   M.curve(model, feat[:1000])  # compile

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
   r.add_argument("--workdir", default=None,
                  help="where the run writes config, metadata, metrics and checkpoints "
                       "(default: runs/RECIPE[-VARIANT]/TIMESTAMP)")
+  r.add_argument("--tensorboard", action="store_true",
+                 help="also write the metrics as TensorBoard events to WORKDIR/tensorboard "
+                      "(needs tensorboardX: pip install 'gemb[tensorboard]')")
   r.add_argument("--print-config", action="store_true",
                  help="print the resolved config and exit without running")
 
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = config_lib.apply_overrides(config_lib.load_config(recipe), args.overrides)
         print(cfg)
         return 0
-      run_lib.run_recipe(args.recipe, args.overrides, args.workdir)
+      run_lib.run_recipe(args.recipe, args.overrides, args.workdir, tensorboard=args.tensorboard)
       return 0
   except GembError as e:
     print(f"gemb: error: {e}", file=sys.stderr)

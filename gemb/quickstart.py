@@ -17,7 +17,8 @@ from gemb.run import Run
 
 
 def _sub_run(run: Run, name: str, cfg) -> Run:
-  sub = Run(cfg, run.workdir / name, run.recipe, is_writer=run.is_writer)
+  sub = Run(cfg, run.workdir / name, run.recipe, is_writer=run.is_writer,
+            tensorboard=run.tensorboard)
   sub.write_json("config.json", cfg.to_dict())
   return sub
 
@@ -44,7 +45,11 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
 
   t = time.time()
   print("[2/4] training (stages + soup) ...", flush=True)
-  train_summary = registry.runners.get("train")(cfg.train, _sub_run(run, "train", cfg.train))
+  sub = _sub_run(run, "train", cfg.train)
+  try:
+    train_summary = registry.runners.get("train")(cfg.train, sub)
+  finally:
+    sub.close()
   timings["train_s"] = time.time() - t
 
   t = time.time()
@@ -69,7 +74,11 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
   if cs_cfg.embedder == "trained":
     with cs_cfg.unlocked():
       cs_cfg.embedder = str(model_dir)
-  headline = registry.runners.get("coldstart")(cs_cfg, _sub_run(run, "coldstart", cs_cfg))
+  sub = _sub_run(run, "coldstart", cs_cfg)
+  try:
+    headline = registry.runners.get("coldstart")(cs_cfg, sub)
+  finally:
+    sub.close()
   cs_report = run.workdir / "coldstart" / "report.json"
   policies = json.loads(cs_report.read_text())["policies"] if run.is_writer else {}
   timings["coldstart_s"] = time.time() - t

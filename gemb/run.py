@@ -26,6 +26,7 @@ import numpy as np
 
 from gemb import config as config_lib
 from gemb import registry
+from gemb.errors import ConfigError
 
 TRACKED_PACKAGES = ("gemb", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
                     "tensorflow-datasets", "scann", "numpy", "ml-collections")
@@ -88,7 +89,9 @@ class Run:
   """A run's workdir and logs; passed to the runner that a recipe's ``kind`` selects."""
 
   def __init__(self, config: config_lib.ConfigDict, workdir: str | os.PathLike,
-               recipe: config_lib.Recipe | None = None, *, is_writer: bool | None = None):
+               recipe: config_lib.Recipe | None = None, *, is_writer: bool | None = None,
+               tensorboard: bool = False):
+    """`tensorboard=True` also writes every numeric metric to ``WORKDIR/tensorboard/``."""
     self.config = config
     self.recipe = recipe
     self.workdir = pathlib.Path(workdir)
@@ -99,6 +102,15 @@ class Run:
     self.started = time.time()
     if self.is_writer:
       self.workdir.mkdir(parents=True, exist_ok=True)
+    self.tensorboard = tensorboard
+    self._tb = None
+    if tensorboard and self.is_writer:
+      try:
+        from tensorboardX import SummaryWriter
+      except ImportError:
+        raise ConfigError("TensorBoard logging needs the tensorboardX package: "
+                          "pip install 'gemb[tensorboard]' (or run without --tensorboard).") from None
+      self._tb = SummaryWriter(str(self.workdir / "tensorboard"), flush_secs=10)
 
   @property
   def metrics_path(self) -> pathlib.Path:
@@ -114,6 +126,18 @@ class Run:
     record.update(_jsonable(metrics))
     with open(self.metrics_path, "a") as f:
       f.write(json.dumps(record, sort_keys=True) + "\n")
+    if self._tb is not None:
+      for name, value in record.items():
+        if name not in ("time", "step") and isinstance(value, (int, float)) and \
+            not isinstance(value, bool):
+          self._tb.add_scalar(name, value, global_step=record.get("step"),
+                              walltime=self.started + record["time"])
+
+  def close(self) -> None:
+    """Flushes and closes the TensorBoard writer, if any (metrics.jsonl needs nothing)."""
+    if self._tb is not None:
+      self._tb.close()
+      self._tb = None
 
   def write_json(self, name: str, obj: Any) -> pathlib.Path:
     path = self.workdir / name
@@ -170,7 +194,6 @@ def init_distributed() -> None:
   if not address:
     return
   import jax
-  from gemb.errors import ConfigError
   if address == "auto":
     jax.distributed.initialize()
     return
@@ -183,8 +206,12 @@ def init_distributed() -> None:
   jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
 
 
-def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = None) -> Any:
-  """Loads recipe `ref` (``NAME[:VARIANT]``), applies overrides and runs it; returns its summary."""
+def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = None, *,
+               tensorboard: bool = False) -> Any:
+  """Loads recipe `ref` (``NAME[:VARIANT]``), applies overrides and runs it; returns its summary.
+
+  `tensorboard=True` mirrors the metrics into ``WORKDIR/tensorboard/`` (needs tensorboardX).
+  """
   init_distributed()
   recipe = config_lib.find_recipe(ref)
   cfg = config_lib.load_config(recipe)
@@ -193,11 +220,10 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
   if workdir is None:
     import jax
     if jax.process_count() > 1:
-      from gemb.errors import ConfigError
-      raise ConfigError("A multi-process run needs --workdir: every process must write its "
+          raise ConfigError("A multi-process run needs --workdir: every process must write its "
                         "checkpoints to the same (shared) folder.")
     workdir = default_workdir(recipe)
-  run = Run(cfg, workdir, recipe)
+  run = Run(cfg, workdir, recipe, tensorboard=tensorboard)
   run.write_json("config.json", cfg.to_dict())
   run.write_json("run.json", run.metadata("running"))
   try:
@@ -205,5 +231,7 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
   except BaseException as e:
     run.write_json("run.json", run.metadata("failed", error=f"{type(e).__name__}: {e}"))
     raise
+  finally:
+    run.close()
   run.write_json("run.json", run.metadata("completed"))
   return summary

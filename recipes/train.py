@@ -7,8 +7,9 @@ at random, InfoNCE on every Matryoshka prefix.
     python3 -m gemb run train:tiny --workdir /tmp/train-tiny
     python3 -m gemb run train --set stages.finetune.steps=2000
 
-Variants: "" (minilm-l6 on the text mixture), "tiny" (the tiny preset, 2 x 12 CPU steps: it
-checks that everything runs; it is too short to learn much).
+Variants: "" (minilm-l6 on the text mixture), "tiny" (the tiny preset from random init with
+MiniLM's WordPiece vocabulary, 120 + 24 steps, a minute or two on 2 CPU cores; on held-out
+docstring pairs it more than doubles the untrained model's MRR, which tests/test_recipes.py checks).
 """
 
 import ml_collections
@@ -24,7 +25,7 @@ def _stage(steps, batch_size, tasks, hard_negatives, lr, loss):
       "hard_negatives": hard_negatives,
       "prompt_dropout": 0.1,
       "loss": loss,
-      "optim": {"lr": lr, "warmup_steps": max(steps // 10, 1), "schedule": "cosine",
+      "optim": {"lr": lr, "warmup_steps": 0, "warmup_frac": 0.1, "schedule": "cosine",
                 "end_lr_frac": 0.0, "weight_decay": 0.01, "clip_norm": 1.0, "b1": 0.9,
                 "b2": 0.999,
                 # (regex on parameter paths like "layers/0/attn/kernel", lr multiplier); 0 freezes
@@ -40,7 +41,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.kind = "train"
   c.seed = 0
-  c.model = "tiny(truncate=True, max_len=64)" if tiny else "minilm-l6(max_len=128)"
+  # tiny: random init with MiniLM's WordPiece vocabulary; words, unlike bytes, let a 4-layer
+  # model learn the docstring pairs in a CI-sized run.
+  c.model = ("tiny(truncate=True, max_len=64, text_tokenizer='wordpiece', vocab_size=30522)"
+             if tiny else "minilm-l6(max_len=128)")
   c.seq_len = 64 if tiny else 128
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding = {"rules": "fsdp", "overrides": ()}
@@ -48,15 +52,15 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
            else (("text-pairs", 1.0), ("text-pairs(source='names')", 1.0)))
   mix = (("text-pairs", 2.0), ("code", 1.0))
   c.stages = {
-      "prefinetune": _stage(12 if tiny else 2000, 32 if tiny else 256, broad, 0,
-                            3e-4 if tiny else 5e-5, loss),
-      "finetune": _stage(12 if tiny else 1000, 16 if tiny else 64, mix, 1,
+      "prefinetune": _stage(120 if tiny else 2000, 32 if tiny else 256, broad, 0,
+                            1e-3 if tiny else 5e-5, loss),
+      "finetune": _stage(24 if tiny else 1000, 16 if tiny else 64, mix, 1,
                          3e-4 if tiny else 2e-5, loss),
   }
   c.stage_order = ("prefinetune", "finetune")
-  c.checkpoint = {"every": 4 if tiny else 200, "keep": 2 if tiny else 3,
+  c.checkpoint = {"every": 12 if tiny else 200, "keep": 2 if tiny else 3,
                   "async_save": True}
-  c.log_every = 4 if tiny else 50
-  c.eval = {"dataset": "text-pairs", "split": "validation", "max_queries": 50 if tiny else 300}
+  c.log_every = 12 if tiny else 50
+  c.eval = {"dataset": "text-pairs", "split": "validation", "max_queries": 100 if tiny else 300}
   c.soup = {"method": "greedy", "metric": "mrr"}
   return c

@@ -1,9 +1,12 @@
 """Helpers for tests that run gemb in a subprocess (pytest puts tests/ on sys.path)."""
 
+import importlib.util
 import os
 import pathlib
 import subprocess
 import sys
+
+import pytest
 
 TESTS = pathlib.Path(__file__).resolve().parent
 REPO = TESTS.parent
@@ -26,3 +29,13 @@ def run_gemb(args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProce
   env.setdefault("GEMB_PROGRESS", "0")
   return subprocess.run([sys.executable, "-m", "gemb", *args], env=env, cwd=cwd,
                         capture_output=True, text=True, timeout=timeout)
+
+
+# Cold-start runs small enough for the default suite: 3 periods per episode, so uniform is steps
+# 1-3, discoverability 4-6, oracle 7-9.
+needs_movielens = pytest.mark.skipif(importlib.util.find_spec("recbole") is None,
+                                     reason="needs MovieLens from recbole: "
+                                     "pip install --no-deps recbole==1.2.1")
+COLDSTART_FAST = ["seeds=(0,)", "sim.periods=3", "sim.n_new=40", "sim.n_users=200",
+                  "model.steps=60", "policies=('uniform','discoverability','oracle')",
+                  "plots=false", "model.onpolicy_seeds=(200,)"]

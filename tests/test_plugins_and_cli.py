@@ -80,6 +80,35 @@ def test_gemb_run_writes_config_metadata_and_metrics(plugin_env, tmp_path):
   assert abs(summary["slope"] + 1.5) < 0.05 and abs(summary["intercept"] + 0.5) < 0.05
 
 
+def _tensorboard_scalars(folder) -> dict[str, dict[int, float]]:
+  """{tag: {step: value}} from the TFRecord event files under `folder`."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  out: dict[str, dict[int, float]] = {}
+  for path in sorted(folder.glob("events.out.tfevents.*")):
+    data = path.read_bytes()
+    i = 0
+    while i < len(data):
+      (n,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + n])
+      i += 12 + n + 4  # length, its crc, the record, its crc
+      for v in event.summary.value:
+        out.setdefault(v.tag, {})[event.step] = v.simple_value
+  return out
+
+
+def test_gemb_run_tensorboard_mirrors_the_metrics(plugin_env, tmp_path):
+  workdir = tmp_path / "run"
+  out = run_gemb(["run", f"{HELLO}:tiny", "--set", "steps=12", "--tensorboard",
+                  "--workdir", str(workdir)], plugin_env)
+  assert out.returncode == 0, out.stderr
+  records = [json.loads(l) for l in (workdir / "metrics.jsonl").read_text().splitlines()]
+  scalars = _tensorboard_scalars(workdir / "tensorboard")
+  assert set(scalars["loss"]) == set(range(12))
+  for r in records:  # float32 in the event file
+    assert abs(scalars["loss"][r["step"]] - r["loss"]) <= 1e-6 * max(1.0, abs(r["loss"]))
+
+
 def test_gemb_run_errors_exit_2_without_traceback(plugin_env, tmp_path):
   cases = [
       (["run", HELLO, "--set", "steps=ten"], "expected an int"),
@@ -129,3 +158,14 @@ def test_gemb_run_joins_a_two_process_run(plugin_env, tmp_path):
   assert len(lines) == 60  # written by process 0 only, not twice
   out = run_gemb(["run", f"{HELLO}:tiny"], dict(plugin_env, GEMB_COORDINATOR="127.0.0.1:1"))
   assert out.returncode == 2 and "GEMB_NUM_PROCESSES" in out.stderr
+
+
+def test_tensorboard_without_tensorboardx_says_what_to_install(tmp_path, monkeypatch):
+  import sys
+  import pytest
+  import ml_collections
+  from gemb.errors import ConfigError
+  from gemb.run import Run
+  monkeypatch.setitem(sys.modules, "tensorboardX", None)  # makes the import fail
+  with pytest.raises(ConfigError, match=r"gemb\[tensorboard\]"):
+    Run(ml_collections.ConfigDict(), tmp_path, tensorboard=True, is_writer=True)

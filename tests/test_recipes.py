@@ -29,3 +29,8 @@ def test_recipe_tiny_variant_runs(path, tmp_path):
   assert meta["status"] == "completed"
   assert (tmp_path / "config.json").exists()
   assert (tmp_path / "metrics.jsonl").read_text().strip(), "a run must log metrics"
+  if path.stem == "train":
+    # The tiny training run must learn something that carries over to held-out pairs.
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    before, after = summary["eval_before"]["mrr"], summary["eval_after"]["mrr"]
+    assert after > 1.5 * before and after > before + 0.03, (before, after)

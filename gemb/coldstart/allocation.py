@@ -73,6 +73,18 @@ def bisect_quota(p_fn: Callable[[np.ndarray], np.ndarray], cf: float, n: int, x_
   return np.where(done0, 0.0, np.where(reach, hi, np.inf))
 
 
+def _div(num, den) -> np.ndarray:
+  """num / den for den >= 0, elementwise; +-inf where den is 0 or the quotient overflows float64.
+
+  A resource use near zero (a cost of 1e-310, say) is legitimate: such an item ranks first and its
+  share of a budget is unbounded. Saying so here avoids numpy's overflow warning without changing
+  the result.
+  """
+  num, den = np.broadcast_arrays(np.asarray(num, np.float64), np.asarray(den, np.float64))
+  fits = (den > 0) & (np.abs(num) <= np.minimum(den, 1.0) * np.finfo(np.float64).max)
+  return np.where(fits, num / np.where(fits, den, 1.0), np.copysign(np.inf, num))
+
+
 def _validate(gain, need, cost):
   gain = np.asarray(gain, np.float64)
   need = np.asarray(need, np.float64)
@@ -102,7 +114,7 @@ def allocate(gain, need, budget: float, cost=None, cost_budget: float | None = N
   use = need / budget
   if cost_budget is not None:
     use = np.maximum(use, cost / cost_budget)
-  ratio = np.where(ok, gain / np.maximum(use, 1e-300), -np.inf)
+  ratio = np.where(ok, _div(gain, use), -np.inf)
   order = np.argsort(-ratio, kind="stable")
   order = order[ok[order]]
   need_o, cost_o = need[order], cost[order]
@@ -115,10 +127,10 @@ def allocate(gain, need, budget: float, cost=None, cost_budget: float | None = N
   x[order[:n_full]] = need_o[:n_full]
   if partial and n_full < len(order):
     left = budget - (cum_x[n_full - 1] if n_full else 0.0)
-    frac = left / need_o[n_full]
+    frac = float(_div(left, need_o[n_full]))
     if cost_budget is not None and cost_o[n_full] > 0:
       left_c = cost_budget - (np.cumsum(cost_o)[n_full - 1] if n_full else 0.0)
-      frac = min(frac, left_c / cost_o[n_full])
+      frac = min(frac, float(_div(left_c, cost_o[n_full])))
     x[order[n_full]] = max(0.0, min(1.0, frac)) * need_o[n_full]
   return x
 

@@ -27,19 +27,33 @@ class Episode:
     return int(self.discoverable.sum())
 
 
-def run_episode(sim: Simulator, policy: Any, name: str, seed: int) -> Episode:
+def policy_rng(seed: int) -> np.random.Generator:
+  """The generator a policy draws from in the episode of `seed` (saved with the run state)."""
+  return np.random.default_rng([seed, 7])
+
+
+def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
+                rng: np.random.Generator | None = None,
+                after_period: Callable[[Simulator, np.random.Generator], None] | None = None
+                ) -> Episode:
+  """Runs `policy` until the simulation ends, from wherever `sim` (and `rng`) stand.
+
+  `after_period(sim, rng)` is called after every period, e.g. to checkpoint; a simulator and
+  generator restored from such a checkpoint continue the episode exactly.
+  """
   import time
-  rng = np.random.default_rng([seed, 7])
+  rng = policy_rng(seed) if rng is None else rng
   needs_truth = bool(getattr(policy, "needs_truth", False))
-  curve, spent = [], 0
-  t0 = time.perf_counter()
+  t0, periods0 = time.perf_counter(), sim.period
   while not sim.done:
     obs = sim.observe(with_truth=needs_truth)
     x = check_allocation(name, policy.allocate(obs, rng), obs)
-    stats = sim.step(x, obs.item)
-    spent += stats["spent"]
-    curve.append(stats["discoverable"])
-  wall = (time.perf_counter() - t0) / sim.config.periods
+    sim.step(x, obs.item)
+    if after_period is not None:
+      after_period(sim, rng)
+  wall = (time.perf_counter() - t0) / max(sim.period - periods0, 1)
+  curve = [h["discoverable"] for h in sim.history]
+  spent = sum(h["spent"] for h in sim.history)
   return Episode(name, seed, curve, sim.impressions.copy(), sim.discoverable(), spent, wall)
 
 

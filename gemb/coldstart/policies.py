@@ -4,7 +4,8 @@ A policy is any object with ``allocate(obs, rng) -> np.ndarray``: impressions fo
 ``obs`` (an `Observation`), non-negative, summing to at most ``obs.budget``. Optional:
 ``needs_truth = True`` (the simulator then fills ``obs.truth``; only for upper bounds) and
 ``prepare(ctx)`` (called once before a run with a `PolicyContext`, e.g. to fetch the trained
-discoverability model). Register a factory, a class or a function returning a policy::
+discoverability model), and ``get_state() -> JSON`` / ``set_state(obj)`` for a policy that keeps
+state between periods (saved in the run's checkpoint; the built-ins keep none beyond the RNG). Register a factory, a class or a function returning a policy::
 
     @gemb.policies.register("my_policy")
     class MyPolicy:
@@ -69,6 +70,9 @@ def check_allocation(name: str, alloc: Any, obs: Observation) -> np.ndarray:
     raise AllocationError(f"policy {name!r} allocated {total:g} impressions, over the budget of "
                           f"{obs.budget} for period {obs.period}.")
   return x
+
+
+N_ENGAGEMENT = 6  # columns of engagement_features
 
 
 def engagement_features(obs: Observation) -> np.ndarray:
@@ -163,13 +167,17 @@ class Discoverability:
   `x_max`); the item leaves exploration once its quota is spent. Within the quota, the item asks
   for the next step of traffic with the best marginal gain per impression (the tangent point of its
   S-shaped curve), and the allocator funds the best ratios first, re-planned every period.
+  With `pace`, that tangent point is searched over the whole remaining quota and `step_cap` only
+  limits how much of it is spent per period: an item whose chance rises only after a few hundred
+  impressions is valued by that whole step, not by its first `step_cap` impressions.
   """
 
   def __init__(self, cf: float = 0.6, x_max: float = 1000.0, cost_budget: float | None = None,
-               grid: int = 16, step_cap: float | None = 40.0):
+               grid: int = 16, step_cap: float | None = 40.0, pace: bool = False):
     self.cf = alloc_lib.check_cf(cf)
     self.x_max, self.cost_budget, self.grid = float(x_max), cost_budget, int(grid)
     self.step_cap = step_cap  # most impressions an item may ask for in one period
+    self.pace = pace
     self.model = None
 
   def prepare(self, ctx: PolicyContext) -> None:
@@ -183,7 +191,7 @@ class Discoverability:
                        ".model to a trained DiscoverabilityModel.")
     a, s, c = model_lib.curve(self.model, model_features(obs))
     return plan_from_curve(a, s, c, self.model.x0, obs.impressions, self.cf, self.x_max,
-                           self.grid, obs.posterior_mean(), obs.prior, self.step_cap)
+                           self.grid, obs.posterior_mean(), obs.prior, self.step_cap, self.pace)
 
   def allocate(self, obs: Observation, rng: np.random.Generator) -> np.ndarray:
     if len(obs) == 0:
@@ -197,7 +205,7 @@ class Discoverability:
 
 def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_max: float,
                     grid: int, posterior_mean: np.ndarray, prior: tuple[float, float],
-                    step_cap: float | None = None):
+                    step_cap: float | None = None, pace: bool = False):
   """Vectorized planning step of `Discoverability`, given each item's curve parameters."""
   n = np.asarray(impressions, np.float32)
   quota = alloc_lib.quota_closed_form(a, s, c, cf, x0)
@@ -205,18 +213,21 @@ def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_ma
   cap = np.inf if step_cap is None else float(step_cap)
   ask, gain, p_now = (np.asarray(v, np.float64) for v in _tangent_step(
       *(np.asarray(v, np.float32) for v in (a, s, c)), n, quota, float(x0), float(x_max), cap,
-      int(grid)))
+      int(grid), bool(pace)))
   pa, pb = prior
   # Exploration cost: expected engagement lost against the prior mean, per impression.
   cost = np.maximum(pa / (pa + pb) - posterior_mean, 0.0) * ask
   return {"quota": quota, "ask": ask, "gain": gain, "cost": cost, "p_now": p_now}
 
 
-@functools.partial(jax.jit, static_argnames=("grid",))
-def _tangent_step(a, s, c, n, quota, x0, x_max, cap, grid):
+@functools.partial(jax.jit, static_argnames=("grid", "pace"))
+def _tangent_step(a, s, c, n, quota, x0, x_max, cap, grid, pace=False):
   # For each item, the step within its remaining quota (and the per-period cap) with the best gain
-  # per impression: the tangent point of its S-shaped curve, searched on a log grid.
-  room = jnp.minimum(jnp.maximum(quota - n, 0.0), cap)
+  # per impression: the tangent point of its S-shaped curve, searched on a log grid. With `pace`,
+  # the tangent point is searched over the whole remaining quota and the cap only paces how much
+  # of that step is spent this period (at the step's gain per impression).
+  left = jnp.maximum(quota - n, 0.0)
+  room = left if pace else jnp.minimum(left, cap)
   ceil = jax.nn.sigmoid(c)
 
   def prob(x_n):
@@ -230,6 +241,8 @@ def _tangent_step(a, s, c, n, quota, x0, x_max, cap, grid):
   best = jnp.argmax(ratio, axis=1)
   r = jnp.take_along_axis(ratio, best[:, None], 1)[:, 0]
   ask = jnp.where(r > 0, jnp.take_along_axis(x_ng, best[:, None], 1)[:, 0], 0.0)
+  if pace:
+    ask = jnp.minimum(ask, cap)
   return ask, jnp.where(r > 0, r * ask, 0.0), p_now
 
 

@@ -3,6 +3,12 @@
 Writes into the run's workdir ``report.json`` (per-policy results per seed, the model's
 calibration, headline ratios), ``report.md`` and plots: ``discoverable.png`` (discoverable items
 over time per policy), ``traffic.png`` (traffic per item), ``calibration.png`` (reliability).
+
+The run state is one Orbax checkpoint per simulated period under ``<workdir>/ckpt`` (keep last K,
+written atomically by `gemb.train.checkpoint.Checkpointer`): the discoverability model, the
+simulator's counters and user RNG, the policy's RNG (and its ``get_state()`` if it has one), the
+period, and the episodes already finished. Running again in the same workdir resumes from the
+latest one and ends with the same report as a run that was never stopped.
 """
 
 from __future__ import annotations
@@ -18,12 +24,13 @@ import numpy as np
 from gemb import registry
 from gemb.coldstart import model as model_lib
 from gemb.coldstart.calibrate import calibrate
-from gemb.coldstart.episode import collect_logs, run_episode
+from gemb.coldstart.episode import Episode, collect_logs, policy_rng, run_episode
 from gemb.coldstart.features import resolve_embedder, static_features
-from gemb.coldstart.policies import PolicyContext
+from gemb.coldstart.policies import N_ENGAGEMENT, PolicyContext
 from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
 from gemb.data.movielens import load_movielens_100k
 from gemb.errors import ConfigError
+from gemb.train.checkpoint import Checkpointer
 
 
 def index_factory(spec: str) -> Callable[[], Any]:
@@ -64,6 +71,13 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
           seconds=time.time() - t0)
 
   trained: dict[str, Any] = {}
+  n_features = static.shape[1] + N_ENGAGEMENT
+  ck = cfg.get("checkpoint", None)
+  ckpt = Checkpointer(run.workdir / "ckpt", every=ck.every if ck else 1, keep=ck.keep if ck else 2,
+                      async_save=False)
+  state = RunState.restore(ckpt, cfg, n_features)
+  if state.model is not None:
+    trained.update(state.trained, result=model_lib.TrainResult(state.model, **state.fit))
 
   def get_model():
     if "result" not in trained:
@@ -91,16 +105,31 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
     return trained["result"].model
 
   episodes: dict[str, list] = {}
-  for spec in cfg.policies:
-    for seed in cfg.seeds:
-      policy = registry.policies.build(spec)
-      if hasattr(policy, "prepare"):
-        policy.prepare(PolicyContext(model=get_model, config=sc))
-      sim = Simulator(cal, sc, static, seed, make_index)
-      ep = run_episode(sim, policy, spec, seed)
+  jobs = [(spec, seed) for spec in cfg.policies for seed in cfg.seeds]
+  for e, (spec, seed) in enumerate(jobs):
+    if e < len(state.finished):
+      ep = state.finished[e]
       episodes.setdefault(spec, []).append(ep)
-      run.log(step=seed, policy=spec, discoverable=ep.n_discoverable, spent=ep.spent,
-              wall_s_per_period=ep.wall_s_per_period)
+      continue
+    policy = registry.policies.build(spec)
+    if hasattr(policy, "prepare"):
+      policy.prepare(PolicyContext(model=get_model, config=sc))
+    sim = Simulator(cal, sc, static, seed, make_index)
+    rng = policy_rng(seed)
+    if state.current is not None and state.current["episode"] == e:
+      state.resume_episode(sim, rng, policy)
+
+    def save(sim, rng, e=e, policy=policy):
+      state.capture(e, sim, rng, policy, trained)
+      state.save(ckpt, e * sc.periods + sim.period, cfg)
+
+    ep = run_episode(sim, policy, spec, seed, rng=rng, after_period=save)
+    state.finished.append(ep)
+    state.current = None
+    episodes.setdefault(spec, []).append(ep)
+    run.log(step=seed, policy=spec, discoverable=ep.n_discoverable, spent=ep.spent,
+            wall_s_per_period=ep.wall_s_per_period)
+  ckpt.close()
   report = build_report(cfg, sc, cal, episodes, trained)
   report["seconds"] = round(time.time() - t0, 1)
   run.write_json("report.json", report)
@@ -109,6 +138,113 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
     if cfg.plots:
       write_plots(run.workdir, report, episodes)
   return report["headline"]
+
+
+def _flat(cfg) -> dict[str, Any]:
+  """The config keys that decide the results (not checkpointing or plotting), flattened."""
+  out = {}
+
+  def walk(d, prefix):
+    for k, v in d.items():
+      if isinstance(v, dict):
+        walk(v, f"{prefix}{k}.")
+      else:
+        out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
+
+  walk(cfg.to_dict(), "")
+  return {k: v for k, v in out.items() if not k.startswith(("checkpoint.", "plots"))}
+
+
+class RunState:
+  """What a cold-start run needs to resume, and its round trip through one Orbax checkpoint.
+
+  Orbax ``state``: ``params`` (the discoverability model, once trained) and ``sim`` (the counters
+  of the episode in progress). JSON ``meta``: the config, finished episodes, the episode in
+  progress (simulator period, user RNG and history; the policy's RNG and state) and the model's
+  training summary.
+  """
+
+  def __init__(self):
+    self.finished: list[Episode] = []
+    self.current: dict[str, Any] | None = None  # JSON part of the episode in progress
+    self.sim_arrays: dict[str, np.ndarray] = {}
+    self.model = None
+    self.fit: dict[str, Any] = {}
+    self.trained: dict[str, Any] = {}
+
+  def capture(self, e: int, sim: Simulator, rng: np.random.Generator, policy: Any,
+              trained: dict[str, Any]) -> None:
+    self.sim_arrays, sim_meta = sim.state()
+    self.current = {"episode": e, "sim": sim_meta, "rng": rng.bit_generator.state,
+                    "policy": policy.get_state() if hasattr(policy, "get_state") else None}
+    if "result" in trained and self.model is None:
+      res = trained["result"]
+      self.model = res.model
+      self.fit = {"train_loss": res.train_loss, "val_loss": res.val_loss, "ece": res.ece,
+                  "reliability": res.reliability}
+      self.trained = {"rows": trained["rows"], "positive_rate": trained["positive_rate"]}
+
+  def resume_episode(self, sim: Simulator, rng: np.random.Generator, policy: Any) -> None:
+    sim.load_state(self.sim_arrays, self.current["sim"])
+    rng.bit_generator.state = self.current["rng"]
+    if self.current["policy"] is not None:
+      policy.set_state(self.current["policy"])
+
+  def save(self, ckpt: Checkpointer, step: int, cfg) -> None:
+    from flax import nnx
+    params = {} if self.model is None else nnx.to_pure_dict(nnx.state(self.model))
+    done = [{"policy": ep.policy, "seed": ep.seed, "curve": ep.discoverable_by_period,
+             "traffic": ep.traffic_per_item.tolist(),
+             "discoverable": np.nonzero(ep.discoverable)[0].tolist(), "spent": ep.spent,
+             "wall_s_per_period": ep.wall_s_per_period} for ep in self.finished]
+    meta = {"config": _flat(cfg), "finished": done, "current": self.current,
+            "model": None if self.model is None else {"fit": self.fit, **self.trained}}
+    ckpt.save(step, {"params": params, "sim": self.sim_arrays}, meta)
+
+  @classmethod
+  def restore(cls, ckpt: Checkpointer, cfg, n_features: int) -> "RunState":
+    self = cls()
+    step = ckpt.latest_step()
+    if step is None:
+      return self
+    meta = ckpt.meta(step)
+    want, have = _flat(cfg), meta["config"]
+    diff = sorted(k for k in set(want) | set(have) if want.get(k) != have.get(k))
+    if diff:
+      k = diff[0]
+      raise ConfigError(
+          f"{ckpt.directory} holds a cold-start run of another config ({k} is "
+          f"{have.get(k, 'absent')!r} there but {want.get(k, 'absent')!r} now; {len(diff)} keys "
+          "differ). Use a fresh workdir, or delete that folder to start over.")
+    target: dict[str, Any] = {"params": {}, "sim": {}}
+    model = None
+    if meta["model"] is not None:
+      from flax import nnx
+      model = model_lib.DiscoverabilityModel(n_features, cfg.model.hidden, cfg.model.x0,
+                                             rngs=nnx.Rngs(0))
+      target["params"] = nnx.to_pure_dict(nnx.state(model))
+    n_items = cfg.sim.periods * cfg.sim.n_new
+    if meta["current"] is not None:
+      target["sim"] = {k: np.zeros(n_items, np.int64) for k in Simulator.COUNTERS}
+    state, _ = ckpt.restore(step, target)
+    if model is not None:
+      from flax import nnx
+      graph_state = nnx.state(model)
+      nnx.replace_by_pure_dict(graph_state, state["params"])
+      nnx.update(model, graph_state)
+      self.model, self.fit = model, meta["model"]["fit"]
+      self.trained = {k: v for k, v in meta["model"].items() if k != "fit"}
+    self.sim_arrays = {k: np.asarray(v) for k, v in state["sim"].items()}
+    self.current = meta["current"]
+    for d in meta["finished"]:
+      disc = np.zeros(n_items, bool)
+      disc[d["discoverable"]] = True
+      self.finished.append(Episode(d["policy"], d["seed"], d["curve"],
+                                   np.asarray(d["traffic"], np.int64), disc, d["spent"],
+                                   d["wall_s_per_period"]))
+    # An episode whose last period was saved but not yet listed as finished resumes at its end
+    # (the simulator is done) and is rebuilt from the restored state.
+    return self
 
 
 def build_report(cfg, sc: SimConfig, cal, episodes, trained) -> dict[str, Any]:

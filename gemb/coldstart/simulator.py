@@ -311,3 +311,24 @@ class Simulator:
 
   def discoverable(self) -> np.ndarray:
     return self.discovered_at >= 0
+
+  COUNTERS = ("impressions", "clicks", "recs", "discovered_at")
+
+  def state(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """What changes as the simulation runs: per-item counters, and the period, user RNG and
+    history (JSON). Everything else is rebuilt from the calibration, config and seed."""
+    arrays = {k: getattr(self, k).copy() for k in self.COUNTERS}
+    return arrays, {"period": self.period, "rng_users": self.rng_users.bit_generator.state,
+                    "history": list(self.history)}
+
+  def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Continues from `state()` of a simulator built with the same calibration, config and seed."""
+    for k in self.COUNTERS:
+      v = np.asarray(arrays[k])
+      if v.shape != (self.n_items,):
+        raise InputError(f"simulator state {k!r} has shape {v.shape}, expected ({self.n_items},): "
+                         "it was saved by a simulator of another size.")
+      setattr(self, k, v.astype(np.int64))
+    self.period = int(meta["period"])
+    self.rng_users.bit_generator.state = meta["rng_users"]
+    self.history = [dict(h) for h in meta["history"]]

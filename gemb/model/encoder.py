@@ -44,6 +44,7 @@ def _bucket(n: int, buckets: Sequence[int]) -> int:
 
 
 _ROW_LADDER = tuple(2 ** k for k in range(12))  # rows per forward pass
+_SHARED_ROW = 64  # tokens per row that short items share (see Encoder._row_length)
 
 
 def _pow2(n: int) -> int:
@@ -286,10 +287,15 @@ class Encoder:
     return out
 
   def _row_length(self, length: int) -> int:
-    """Items up to 128 tokens share rows of 128; longer ones get a row of their bucket."""
+    """Items up to 64 tokens share rows of 64; longer ones get a row of their bucket.
+
+    Attention (and its softmax) costs row length² per row, so rows no longer than needed to
+    pack short items well: on MiniLM with a realistic mix of lengths, rows of 64 spent 15%
+    less CPU time than rows of 128 (rows of 48 to 96 were alike).
+    """
     cfg = self.config
     buckets = tuple(b for b in cfg.length_buckets if b < cfg.max_len) + (cfg.max_len,)
-    return _bucket(max(length, min(128, cfg.max_len)), buckets)
+    return _bucket(max(length, min(_SHARED_ROW, cfg.max_len)), buckets)
 
   def embed(self, items: Sequence[Any], task: str | None = None, dim: int | None = None,
             batch_size: int = 64) -> np.ndarray:

@@ -34,8 +34,24 @@ def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[
 
 
 def _prepare_fn(encoder: Any, seq_len: int):
+  """Each side of a batch gets the model's smallest length bucket that fits, at most `seq_len`.
+
+  A batch of 12-token captions is not padded to the length of the images it is paired with, so
+  the text side costs a fraction of a fixed `seq_len`; the buckets bound how many step shapes
+  compile. With several processes, each packs only its rows, so they agree on the largest
+  (length, patch slots) first: the global array needs one shape.
+  """
   def prepare(items, task):
-    return encoder.prepare(list(items), task, length=seq_len)
+    items = list(items)
+    batch = encoder.prepare(items, task)
+    shape = np.array([batch["token_ids"].shape[1], batch["patches"].shape[1]], np.int32)
+    if jax.process_count() > 1:
+      from jax.experimental import multihost_utils
+      shape = np.asarray(multihost_utils.process_allgather(shape)).reshape(-1, 2).max(0)
+    length = min(int(shape[0]), seq_len)  # past seq_len, prepare raises naming what is needed
+    if (length, int(shape[1])) != batch["token_ids"].shape[1:] + batch["patches"].shape[1:2]:
+      batch = encoder.prepare(items, task, length=length, num_patches=int(shape[1]))
+    return batch
   return prepare
 
 
@@ -60,6 +76,7 @@ def train(cfg, run) -> dict:
   run.log(step=0, **{f"eval/{k}": v for k, v in summary["eval_before"].items()})
   last_ckpt = None
   trainer = None
+  stage_finals: list[tuple[str, Any]] = []  # each stage's final weights, soup candidates too
   for name in cfg.stage_order:
     st = _stage_cfg(cfg, name)
     sources, rates = {}, {}
@@ -79,12 +96,13 @@ def train(cfg, run) -> dict:
     out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
               log_every=cfg.log_every, stage=name)
     nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))  # next stage starts here
+    stage_finals.append((f"{name}/final", jax.tree.map(np.asarray, trainer.params)))
     metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
     run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
     summary[f"stage/{name}"] = {**out, "eval": metrics}
     last_ckpt = ckpt
   if cfg.soup.method != "none" and last_ckpt is not None:
-    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src)
+    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals[:-1])
   if run.is_writer:
     encoder.save(str(run.workdir / "model"))
   summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
@@ -97,10 +115,13 @@ def train(cfg, run) -> dict:
   return summary
 
 
-def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src) -> dict:
-  steps = ckpt.all_steps()
+def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
+          earlier: list[tuple[str, Any]]) -> dict:
+  """Uniform: the mean of the last stage's kept checkpoints. Greedy: those and the earlier stages'
+  final weights (all on one path from the same start, so averages are meaningful), so the soup
+  can fall back towards an earlier stage when the last one lowered the validation metric."""
   candidates = []
-  for s in steps:
+  for s in ckpt.all_steps():
     params = ckpt.restore(s, trainer.state())[0]["params"]
     candidates.append((f"step{s}", jax.tree.map(np.asarray, params)))
 
@@ -113,7 +134,7 @@ def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src) -> dict:
     params, kept = soup_lib.uniform_soup([p for _, p in candidates]), [n for n, _ in candidates]
     scores = {"soup": evaluate(params)}
   elif cfg.soup.method == "greedy":
-    params, kept, scores = soup_lib.greedy_soup(candidates, evaluate)
+    params, kept, scores = soup_lib.greedy_soup(list(earlier) + candidates, evaluate)
   else:
     raise ConfigError(f"soup.method must be 'none', 'uniform' or 'greedy'; got "
                       f"{cfg.soup.method!r}.")

@@ -36,6 +36,7 @@ class TrainingDivergedError(GembError, FloatingPointError):
 class OptimConfig:
   lr: float = 1e-4
   warmup_steps: int = 0
+  warmup_frac: float = 0.0  # warmup over this fraction of the stage; the larger of the two wins
   total_steps: int = 1000
   schedule: str = "cosine"  # or "constant"
   end_lr_frac: float = 0.0
@@ -52,7 +53,12 @@ class OptimConfig:
     extra = set(c) - known
     if extra:
       raise ConfigError(f"Unknown optimizer keys {sorted(extra)}; known: {sorted(known)}.")
-    return cls(**{**dict(c), "total_steps": total_steps})
+    o = cls(**{**dict(c), "total_steps": total_steps})
+    if not 0.0 <= o.warmup_frac < 1.0:
+      raise ConfigError(f"optim.warmup_frac must be in [0, 1); got {o.warmup_frac}.")
+    # Resolved here, not in the recipe, so `--set stages.X.steps=` rescales the warmup too.
+    o.warmup_steps = max(int(o.warmup_steps), round(o.warmup_frac * total_steps))
+    return o
 
 
 def schedule_of(o: OptimConfig) -> optax.Schedule:
@@ -102,13 +108,23 @@ def param_group_labels(params: Any, groups: Sequence[tuple[str, float]]) -> Any:
   return labels
 
 
+def _group_mults(o: OptimConfig) -> dict[str, float]:
+  return {"default": 1.0, **{f"g{i}": float(g[1]) for i, g in enumerate(o.param_groups)}}
+
+
+def frozen_mask(o: OptimConfig, params: Any) -> Any:
+  """True for the parameters whose group has lr multiplier 0."""
+  mults = _group_mults(o)
+  return jax.tree.map(lambda lb: mults[lb] == 0.0, param_group_labels(params, o.param_groups))
+
+
 def build_optimizer(o: OptimConfig, params: Any) -> optax.GradientTransformation:
   """clip -> per-group AdamW with a scaled schedule; frozen groups get zero updates and no state."""
   sched = schedule_of(o)
   labels = param_group_labels(params, o.param_groups)
-  mults = {"default": 1.0, **{f"g{i}": float(g[1]) for i, g in enumerate(o.param_groups)}}
+  mults = _group_mults(o)
   decay_mask = jax.tree.map(lambda x: np.ndim(x) >= 2, params)  # no decay on biases and scales
-  frozen = jax.tree.map(lambda lb: mults[lb] == 0.0, labels)
+  frozen = frozen_mask(o, params)
   transforms = {}
   for name, m in mults.items():
     if m == 0.0:
@@ -142,6 +158,7 @@ class Trainer:
     self.params = jax.device_put(nnx.to_pure_dict(params_state), self.param_shardings)
     self.rest = jax.device_put(nnx.to_pure_dict(rest_state), replicated)
     self.tx = build_optimizer(optim, self.params)
+    self.frozen = frozen_mask(optim, self.params)
     self.schedule = schedule_of(optim)
     # mu/nu inherit the parameters' layout; scalars (counts) land on one device: replicate them.
     mesh_devices = set(mesh.devices.flat)
@@ -163,6 +180,9 @@ class Trainer:
   # -- the compiled computation -----------------------------------------------------------------
 
   def _loss(self, params, rest, batch):
+    # Frozen weights get no gradient at all, so XLA drops their weight-gradient matmuls (a third
+    # of a layer's backward) instead of computing them for the optimizer to zero.
+    params = jax.tree.map(lambda p, f: jax.lax.stop_gradient(p) if f else p, params, self.frozen)
     model = nnx.merge(self.graphdef, params, rest)
     q_bd = model(batch["query"])
     p_bd = model(batch["positive"])

@@ -97,3 +97,19 @@ def test_cf_outside_unit_interval_is_rejected(cf):
 def test_exact_refuses_large_instances():
   with pytest.raises(InputError, match="at most 16"):
     A.allocate_exact(np.ones(17), np.ones(17), 5.0)
+
+
+def test_near_zero_costs_rank_first_without_overflow_warnings():
+  import warnings
+  gain = np.array([0.5, 0.4, 0.3])
+  need = np.array([50.0, 5e-324, 20.0])
+  cost = np.array([1.0, 1e-310, 2.0])
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # an overflow RuntimeWarning fails the test
+    x = A.allocate(gain, need, 40.0, cost, 1e-300)
+    assert A._div(np.array([1.0, -1.0, 2.0]), np.array([1e-310, 1e-310, 4.0])).tolist() == [
+        np.inf, -np.inf, 0.5]
+  # The item needing (almost) nothing is funded in full first; the cost budget of 1e-300 then
+  # binds, so the next-best item gets only the share of its need that the cost left over pays for.
+  assert x[1] == 5e-324
+  assert x[0] == pytest.approx(50.0 * (1e-300 - 1e-310) / 1.0, rel=1e-9) and x[2] == 0.0

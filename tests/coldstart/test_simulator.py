@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from gemb.coldstart.episode import collect_logs, run_episode
-from gemb.coldstart.policies import Uniform
+from gemb.coldstart.policies import N_ENGAGEMENT, Uniform
 from gemb.coldstart.simulator import BruteForceIndex, Simulator
 from gemb.errors import ConfigError, InputError
 
@@ -67,7 +67,7 @@ def test_gemb_retriever_gives_the_same_run(cal, static, small):
 def test_logs_have_traffic_and_labels(cal, static, small):
   logs = collect_logs(cal, small, static, seed=9, x_max=200)
   n = len(logs["y"])
-  assert logs["features"].shape == (n, static.shape[1] + 6)
+  assert logs["features"].shape == (n, static.shape[1] + N_ENGAGEMENT)
   assert 0 < logs["y"].mean() < 1
   # Discoverable items got more traffic on average: the signal the model learns.
   assert logs["x"][logs["y"] == 1].mean() > logs["x"][logs["y"] == 0].mean()

@@ -268,3 +268,43 @@ def test_scann_quantizes_any_dimension():
   np.testing.assert_allclose(scores[:, 0], exact_scores[:, 0], atol=0.02)
   index.add(x[:5] * 0.5, np.arange(30000, 30005))
   assert index.search(x[:1], 1)[0].shape == (1, 1)
+
+
+def test_scann_auto_params_follow_corpus_size_and_dim():
+  from gemb.retrieval.scann_index import auto_params
+  assert auto_params(5000, 128)["reorder"] == 0  # brute force: exact below 20k
+  small = auto_params(5000, 128, brute_force_below=0)  # AH over all vectors, no tree
+  assert small["num_leaves"] == 0 and small["reorder"] > 0
+  big = auto_params(1_000_000, 128)
+  assert big["num_leaves"] == 2000 and big["dims_per_block"] == 4  # 2 sqrt(n) from 250k on
+  assert big["training_sample_size"] == 200_000 and big["reorder"] >= 100
+  assert auto_params(100_000, 64)["num_leaves"] == 316  # sqrt(n) below
+  assert auto_params(1_000_000, 33)["dims_per_block"] == 2  # keep >= 16 blocks per code
+
+
+def test_scann_ah_without_tree_on_a_small_corpus():
+  x = clustered(6000, 64, seed=20)
+  rng = np.random.default_rng(21)
+  q = x[rng.integers(0, 6000, 100)] + 0.1 * rng.normal(size=(100, 64)).astype(np.float32)
+  q /= np.linalg.norm(q, axis=1, keepdims=True)
+  index = gemb.retrievers.get("scann(brute_force_below=0)")().build(x)
+  assert index.num_leaves == 0 and index.reorder > 0  # quantized, not brute force
+  found, _ = index.search(q, 10)
+  assert recall(found, brute(x, q, 10)[0]) >= 0.97
+  index.remove(np.arange(100))
+  assert not np.isin(index.search(q, 10)[0], np.arange(100)).any()
+
+
+def test_scann_soar_is_opt_in_and_refuses_remove():
+  x = clustered(25_000, 32, seed=22)
+  q = x[:200]
+  index = gemb.retrievers.get("scann(soar_lambda=1.5)")().build(x)
+  found, _ = index.search(q, 10)
+  assert recall(found, brute(x, q, 10)[0]) >= 0.95
+  index.add(x[:3] * 0.9, [10**6, 10**6 + 1, 10**6 + 2])  # adding works on a spilled index
+  assert len(index) == 25_003
+  with pytest.raises(gemb.InputError, match="soar_lambda"):  # ScaNN would segfault here
+    index.remove([0])
+  assert len(index) == 25_003
+  with pytest.raises(gemb.InputError, match="needs a tree"):
+    gemb.retrievers.get("scann(soar_lambda=1.5)")().build(x[:500])

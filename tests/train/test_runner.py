@@ -53,3 +53,18 @@ def test_recipe_partition_specs_match_golden(variant):
     path.write_text(json.dumps(specs, indent=2, sort_keys=True) + "\n")
   assert json.loads(path.read_text()) == specs
   assert specs["word_emb/embedding"] == "P(None, 'fsdp')"
+
+
+def test_each_side_is_padded_to_its_own_bucket():
+  import numpy as np
+  from gemb import model as model_lib
+  from gemb.errors import InputError
+  from gemb.train.runner import _prepare_fn
+  enc = model_lib.load("tiny(truncate=False, max_len=128)")
+  prepare = _prepare_fn(enc, seq_len=64)
+  short = prepare(["a cat", "two dogs"], None)
+  assert short["token_ids"].shape == (2, 16)  # the smallest bucket, not seq_len
+  image = prepare([gemb.Image(np.zeros((32, 32, 3), np.float32))], None)
+  assert image["token_ids"].shape[1] == 32 and image["patches"].shape[1] == 16  # 16 patches + 2
+  with pytest.raises(InputError, match="needs length"):
+    prepare(["x" * 100], None)  # 102 tokens do not fit seq_len=64

@@ -62,6 +62,24 @@ def test_freeze_and_lr_groups():
     _trainer(param_groups=[("^backbone/", 0.0)])
 
 
+def test_frozen_parameters_get_no_gradient_computation():
+  model = toy.ToyEncoder()
+  frozen = _trainer(model, param_groups=[("^(embed|up)/", 0.0)])
+  free = _trainer(model)
+  batch = data.PairBatcher(toy.prepare)(toy.pairs(8), "toy", 0)
+  loss_f, g_f = frozen.loss_and_grad(batch)
+  loss_u, g_u = free.loss_and_grad(batch)
+  np.testing.assert_allclose(float(loss_f), float(loss_u), rtol=1e-6)
+  assert not np.any(np.asarray(g_f["embed"]["embedding"]))
+  assert not np.any(np.asarray(g_f["up"]["kernel"]))
+  np.testing.assert_allclose(np.asarray(g_f["down"]["kernel"]), np.asarray(g_u["down"]["kernel"]),
+                             rtol=1e-5, atol=1e-7)
+  # The frozen kernel's weight-gradient matmul is gone from the compiled program.
+  gb = frozen.global_batch(batch)
+  dots = lambda tr: tr._jit_grad.lower(tr.params, tr.rest, gb).as_text().count("dot_general")
+  assert dots(frozen) < dots(free), (dots(frozen), dots(free))
+
+
 def _run_worker(workdir, steps, kill_at, out):
   return subprocess.run([sys.executable, str(HERE / "resume_worker.py"), str(workdir), str(steps),
                          str(kill_at), str(out)], capture_output=True, text=True, timeout=300,
