@@ -102,6 +102,21 @@ def check_variant(variant: str, known: Sequence[str]) -> None:
     raise ConfigError(f"Unknown recipe variant {variant!r}; this recipe has: {shown}.")
 
 
+def flat_items(cfg: ConfigDict, prefix: str = "") -> dict[str, Any]:
+  """{"a.b.c": value} for every leaf of `cfg`, tuples (nested too) as lists, as JSON stores them,
+  so a flattened config compares equal to its own JSON round trip."""
+  def plain(v):
+    return [plain(x) for x in v] if isinstance(v, (tuple, list)) else v
+
+  out: dict[str, Any] = {}
+  for k, v in cfg.items():
+    if isinstance(v, ConfigDict):
+      out.update(flat_items(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = plain(v)
+  return out
+
+
 def flat_keys(cfg: ConfigDict, prefix: str = "") -> list[str]:
   keys = []
   for k, v in cfg.items():

@@ -108,8 +108,8 @@ class Run:
       try:
         from tensorboardX import SummaryWriter
       except ImportError:
-        raise ConfigError("TensorBoard logging needs the tensorboardX package: "
-                          "pip install 'gemb[tensorboard]' (or run without --tensorboard).") from None
+        raise ConfigError("TensorBoard logging needs the tensorboardX package: pip install "
+                          "'gemb[tensorboard]' (or run without --tensorboard).") from None
       self._tb = SummaryWriter(str(self.workdir / "tensorboard"), flush_secs=10)
 
   @property

@@ -62,3 +62,13 @@ def test_recipe_without_kind(tmp_path):
                "  return ml_collections.ConfigDict({'x': 1})\n")
   with pytest.raises(gemb.ConfigError, match="must name its run kind"):
     config_lib.load_config(config_lib.find_recipe(str(p)))
+
+
+def test_flat_items_equal_their_json_round_trip():
+  import json
+  import ml_collections
+  from gemb.config import flat_items
+  cfg = ml_collections.ConfigDict({"a": {"b": (("x", 1.0), ("y", 2.0)), "c": 3}, "d": "s"})
+  flat = flat_items(cfg)
+  assert flat == {"a.b": [["x", 1.0], ["y", 2.0]], "a.c": 3, "d": "s"}
+  assert json.loads(json.dumps(flat)) == flat  # what a checkpoint's meta compares against

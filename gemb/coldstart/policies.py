@@ -5,7 +5,8 @@ A policy is any object with ``allocate(obs, rng) -> np.ndarray``: impressions fo
 ``needs_truth = True`` (the simulator then fills ``obs.truth``; only for upper bounds) and
 ``prepare(ctx)`` (called once before a run with a `PolicyContext`, e.g. to fetch the trained
 discoverability model), and ``get_state() -> JSON`` / ``set_state(obj)`` for a policy that keeps
-state between periods (saved in the run's checkpoint; the built-ins keep none beyond the RNG). Register a factory, a class or a function returning a policy::
+state between periods (saved in the run's checkpoint; the built-ins keep none beyond the RNG).
+Register a factory, a class or a function returning a policy::
 
     @gemb.policies.register("my_policy")
     class MyPolicy:

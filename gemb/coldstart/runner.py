@@ -20,6 +20,7 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from flax import nnx
 
 from gemb import registry
 from gemb.coldstart import model as model_lib
@@ -28,6 +29,7 @@ from gemb.coldstart.episode import Episode, collect_logs, policy_rng, run_episod
 from gemb.coldstart.features import resolve_embedder, static_features
 from gemb.coldstart.policies import N_ENGAGEMENT, PolicyContext
 from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
+from gemb.config import flat_items
 from gemb.data.movielens import load_movielens_100k
 from gemb.errors import ConfigError
 from gemb.train.checkpoint import Checkpointer
@@ -142,17 +144,7 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
 
 def _flat(cfg) -> dict[str, Any]:
   """The config keys that decide the results (not checkpointing or plotting), flattened."""
-  out = {}
-
-  def walk(d, prefix):
-    for k, v in d.items():
-      if isinstance(v, dict):
-        walk(v, f"{prefix}{k}.")
-      else:
-        out[f"{prefix}{k}"] = list(v) if isinstance(v, tuple) else v
-
-  walk(cfg.to_dict(), "")
-  return {k: v for k, v in out.items() if not k.startswith(("checkpoint.", "plots"))}
+  return {k: v for k, v in flat_items(cfg).items() if not k.startswith(("checkpoint.", "plots"))}
 
 
 class RunState:
@@ -191,7 +183,6 @@ class RunState:
       policy.set_state(self.current["policy"])
 
   def save(self, ckpt: Checkpointer, step: int, cfg) -> None:
-    from flax import nnx
     params = {} if self.model is None else nnx.to_pure_dict(nnx.state(self.model))
     done = [{"policy": ep.policy, "seed": ep.seed, "curve": ep.discoverable_by_period,
              "traffic": ep.traffic_per_item.tolist(),
@@ -219,7 +210,6 @@ class RunState:
     target: dict[str, Any] = {"params": {}, "sim": {}}
     model = None
     if meta["model"] is not None:
-      from flax import nnx
       model = model_lib.DiscoverabilityModel(n_features, cfg.model.hidden, cfg.model.x0,
                                              rngs=nnx.Rngs(0))
       target["params"] = nnx.to_pure_dict(nnx.state(model))
@@ -228,7 +218,6 @@ class RunState:
       target["sim"] = {k: np.zeros(n_items, np.int64) for k in Simulator.COUNTERS}
     state, _ = ckpt.restore(step, target)
     if model is not None:
-      from flax import nnx
       graph_state = nnx.state(model)
       nnx.replace_by_pure_dict(graph_state, state["params"])
       nnx.update(model, graph_state)

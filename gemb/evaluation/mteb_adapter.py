@@ -23,6 +23,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from gemb.data import code as code_data
 from gemb.errors import InputError
 from gemb.evaluation import evaluators as ev
 
@@ -55,7 +56,7 @@ QUERY_TASKS: dict[str, str] = {
         "STS", "PairClassification", "BitextMining", "Summarization", "VisualSTS(eng)",
         "VisualSTS(multi)")},
 }
-CODE_QUERY_TASK = "code retrieval"  # gemb.data.code's query prompt, for "Programming" tasks
+CODE_QUERY_TASK = code_data.TASK  # the code dataset's query prompt, for "Programming" tasks
 
 
 class MtebEncoder(AbsEncoder):

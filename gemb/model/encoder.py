@@ -235,6 +235,23 @@ class Encoder:
       raise InputError(f"prepare(batch_size={rows}) got {len(packed)} items.")
     return self._pack([[p] for p in packed], length, num_patches, rows)
 
+  def pad_batch(self, batch: dict, length: int, num_patches: int) -> dict:
+    """`batch` (from `prepare`) padded to `length` tokens and `num_patches` patch slots, as
+    `prepare` would have laid it out; for callers that agree on a shape after packing (several
+    processes packing their own rows), without tokenizing again."""
+    have_l, have_p = batch["token_ids"].shape[1], batch["patches"].shape[1]
+    if length < have_l or num_patches < have_p:
+      raise InputError(f"pad_batch: cannot shrink a batch of {have_l} tokens and {have_p} patch "
+                       f"slots to {length} and {num_patches}.")
+    fill = {"token_ids": self.text_tokenizer.pad_id}
+    out = {}
+    for k, v in batch.items():
+      grow = (num_patches - have_p) if k in ("patches", "patch_modality", "patch_pos") else (
+          length - have_l)
+      widths = [(0, 0), (0, grow)] + [(0, 0)] * (v.ndim - 2)
+      out[k] = np.pad(v, widths, constant_values=fill.get(k, 0))
+    return out
+
   # -- embedding -------------------------------------------------------------------------------
 
   def _forward(self, graphdef, dim: int):

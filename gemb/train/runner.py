@@ -44,13 +44,13 @@ def _prepare_fn(encoder: Any, seq_len: int):
   def prepare(items, task):
     items = list(items)
     batch = encoder.prepare(items, task)
-    shape = np.array([batch["token_ids"].shape[1], batch["patches"].shape[1]], np.int32)
+    if batch["token_ids"].shape[1] > seq_len:  # fits seq_len, or raises naming what is needed
+      batch = encoder.prepare(items, task, length=seq_len)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
-      shape = np.asarray(multihost_utils.process_allgather(shape)).reshape(-1, 2).max(0)
-    length = min(int(shape[0]), seq_len)  # past seq_len, prepare raises naming what is needed
-    if (length, int(shape[1])) != batch["token_ids"].shape[1:] + batch["patches"].shape[1:2]:
-      batch = encoder.prepare(items, task, length=length, num_patches=int(shape[1]))
+      shape = np.array([batch["token_ids"].shape[1], batch["patches"].shape[1]], np.int32)
+      length, n_patch = np.asarray(multihost_utils.process_allgather(shape)).reshape(-1, 2).max(0)
+      batch = encoder.pad_batch(batch, int(length), int(n_patch))
     return batch
   return prepare
 

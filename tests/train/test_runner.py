@@ -68,3 +68,12 @@ def test_each_side_is_padded_to_its_own_bucket():
   assert image["token_ids"].shape[1] == 32 and image["patches"].shape[1] == 16  # 16 patches + 2
   with pytest.raises(InputError, match="needs length"):
     prepare(["x" * 100], None)  # 102 tokens do not fit seq_len=64
+  # Padding a packed batch to a larger agreed shape (what processes do) equals packing at it.
+  items = ["a cat", gemb.Image(np.ones((32, 32, 3), np.float32))]
+  padded = enc.pad_batch(enc.prepare(items), 48, 32)
+  direct = enc.prepare(items, length=48, num_patches=32)
+  assert padded.keys() == direct.keys()
+  for k in direct:
+    np.testing.assert_array_equal(padded[k], direct[k], err_msg=k)
+  with pytest.raises(InputError, match="cannot shrink"):
+    enc.pad_batch(direct, 16, 32)
