@@ -14,6 +14,7 @@ Setup (all in one process, one after the other, on the same data and the same CP
 * ground truth: gemb `exact` (brute force in JAX), top 10 by inner product.
 * each index is built once. Its search knobs form ladders (cost and recall rise along a ladder):
   leaves searched per reorder depth for ScaNN, nprobe per k_factor for faiss IVF, ef for HNSW.
+  Every ladder's rungs are about 5% apart, so no method loses more than a rung's cost to the grid.
   On each ladder the cheapest setting with recall@10 >= `--target` (0.95) is found by bisection
   (every setting tried is logged with its recall); those settings are then timed, alternating
   between the methods built together, and QPS is the best of 2 to 10 batch searches of all
@@ -26,13 +27,16 @@ Setup (all in one process, one after the other, on the same data and the same CP
 Methods: gemb-scann (`gemb.retrievers.get("scann")`, parameters from the corpus size), raw
 ScaNN built with exactly the parameters gemb resolved (the yardstick gemb must stay within 5% of),
 faiss IVF-Flat, faiss IVF-PQ fast-scan with exact refinement (IVF,PQ{d/2}x4fs,RFlat) with nlist
-sqrt(n) and 2 sqrt(n), faiss HNSW (M=16, efConstruction=40), hnswlib (M=16, ef_construction=40),
-gemb-exact. Above 200k vectors faiss IVF-Flat and faiss HNSW are left out unless `--all`: in a
-full 1M run each was dominated by its own kind (IVF-Flat 125 QPS vs IVF-PQ + refine 2500; faiss
-HNSW 465 vs hnswlib 916 with the same graph parameters) and they cost minutes. On the real
-corpus also gemb-scann-ah: `scann(brute_force_below=0)`, asymmetric hashing + reordering
-instead of the default brute force below 20k vectors. `--soar` adds gemb-scann-soar
-(`soar_lambda=1.5`, opt-in in gemb) and its raw twin.
+sqrt(n) and 2 sqrt(n), faiss HNSW and hnswlib (M=16, efConstruction=40, and a denser graph,
+M=32, efConstruction=100, "@M32"), gemb-exact. Each ScaNN family (gemb and raw alike) is built
+twice, as faiss IVF-PQ is: with gemb's anisotropic quantization (threshold 0.2) and isotropic
+("@iso", threshold 0). Above 200k vectors faiss IVF-Flat, faiss HNSW and the M=32 graphs are
+left out unless `--all`: in a full 1M run faiss IVF-Flat and faiss HNSW were each dominated by
+their own kind (IVF-Flat 125 QPS vs IVF-PQ + refine 2500; faiss HNSW 465 vs hnswlib 916 with the
+same graph parameters) and they cost minutes. On the real corpus also gemb-scann-ann:
+`scann(brute_force_below=0)`, gemb's approximate path (a tree of sqrt(n) leaves from 5k vectors
+on, AH, reordering) instead of the default exact brute force below 20k vectors. `--soar` adds
+gemb-scann-soar (`soar_lambda=1.5`, opt-in in gemb) and its raw twin.
 
 Usage: python benchmarks/retrieval.py [--n 1000000] [--d 128] [--queries 1000] [--real-n 10000]
 The last line printed is one JSON object with the headline figures.
@@ -93,10 +97,21 @@ def recall_at_k(found_qk: np.ndarray, truth_qk: np.ndarray) -> float:
 Group = list[tuple[str, Callable[[np.ndarray], np.ndarray]]]
 
 
+STEP = 1.05  # every ladder rises by about 5% per rung, for every method alike
+
+
+def ladder(lo: float, hi: float, step: float = STEP) -> list[int]:
+  """Integers from lo to hi (both included), rising by about `step`x per rung.
+
+  With coarse rungs the cheapest setting at the target can overshoot it by a whole rung (10-20%
+  of the cost), which would decide close comparisons; 5% rungs bound that error for all alike.
+  """
+  n = int(math.ceil(math.log(hi / lo) / math.log(step)))
+  return sorted({int(round(lo * (hi / lo) ** (i / n))) for i in range(n + 1)})
+
+
 def leaf_ladder(n_leaves: int) -> list[int]:
-  fracs = (0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1, 0.11, 0.12, 0.13, 0.14, 0.16, 0.18,
-           0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
-  return sorted({max(1, int(round(f * n_leaves))) for f in fracs})
+  return [l for l in ladder(max(1, 0.02 * n_leaves), n_leaves) if l >= 1]
 
 
 def scann_groups(p: dict[str, Any], search: Callable[..., np.ndarray]) -> list[Group]:
@@ -105,9 +120,9 @@ def scann_groups(p: dict[str, Any], search: Callable[..., np.ndarray]) -> list[G
     return [[("brute force", lambda q: search(q, None, None))]]
   if not p["num_leaves"]:
     return [[(f"AH, no tree, reorder={r}", lambda q, r=r: search(q, r, None))
-             for r in (20, 30, 40, 50, 70, 100, 150, 200, 300)]]
+             for r in ladder(20, 300)]]
   return [[(f"leaves={l}/{p['num_leaves']} reorder={r}", lambda q, r=r, l=l: search(q, r, l))
-           for l in leaf_ladder(p["num_leaves"])] for r in (150, 300)]
+           for l in leaf_ladder(p["num_leaves"])] for r in (70, 100, 150, 300)]
 
 
 class Method:
@@ -184,7 +199,7 @@ class RawScann(Method):
     del self.searcher
 
 
-NPROBES = (4, 8, 12, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 256)
+NPROBES = tuple(ladder(4, 256))
 
 
 class FaissIVF(Method):
@@ -223,14 +238,15 @@ class FaissIVF(Method):
     del self.index, self.ivf
 
 
-HNSW_EFS = (10, 16, 24, 32, 40, 48, 64, 80, 96, 128, 160, 192, 256, 320, 384, 512, 768)
+HNSW_EFS = tuple(ladder(10, 768))
 
 
 class FaissHNSW(Method):
   name = "faiss-hnsw"
 
-  def __init__(self, threads: int, m: int = 16, ef_construction: int = 40):
+  def __init__(self, threads: int, m: int = 16, ef_construction: int = 40, name: str = ""):
     self.threads, self.m, self.efc = threads, m, ef_construction
+    self.name = name or self.name
 
   def build(self, x):
     import faiss
@@ -253,8 +269,9 @@ class FaissHNSW(Method):
 class Hnswlib(Method):
   name = "hnswlib"
 
-  def __init__(self, threads: int, m: int = 16, ef_construction: int = 40):
+  def __init__(self, threads: int, m: int = 16, ef_construction: int = 40, name: str = ""):
     self.threads, self.m, self.efc = threads, m, ef_construction
+    self.name = name or self.name
 
   def build(self, x):
     import hnswlib
@@ -322,18 +339,26 @@ def cheapest_at_target(method: Method, q, truth, target, log) -> list[tuple[str,
   return found
 
 
-def time_settings(entries, q, budget_s: float) -> list[float]:
+def time_settings(entries, q, budget_s: float, min_run_s: float = 0.1) -> list[float]:
   """Best-of-several QPS for each (fn); runs alternate between the entries so that a burst of
-  load from other processes on the shared CPU hits all alike. 2 or 3 runs, more while cheap."""
+  load from other processes on the shared CPU hits all alike. A run repeats the search until it
+  lasts `min_run_s` (one search of a small corpus takes milliseconds, too short to time alone).
+  2 or 3 runs, more while cheap."""
+  reps = []
+  for fn in entries:
+    t = time.perf_counter()
+    fn(q)
+    reps.append(max(1, math.ceil(min_run_s / max(time.perf_counter() - t, 1e-6))))
   best = [math.inf] * len(entries)
   spent, runs = 0.0, 0
   while runs < 2 or (runs < 3 and spent < 5 * len(entries)) or (
       spent < budget_s * len(entries) and runs < 10):
     for i, fn in enumerate(entries):
       t = time.perf_counter()
-      fn(q)
-      dt = time.perf_counter() - t
-      best[i], spent = min(best[i], dt), spent + dt
+      for _ in range(reps[i]):
+        fn(q)
+      dt = (time.perf_counter() - t) / reps[i]
+      best[i], spent = min(best[i], dt), spent + dt * reps[i]
     runs += 1
   return [len(q) / b for b in best]
 
@@ -424,7 +449,7 @@ def real_embeddings(n: int, cache: pathlib.Path, log) -> np.ndarray:
 # 465 vs hnswlib 916, same M and efConstruction) and cost minutes (IVF-Flat's slow searches,
 # faiss HNSW's 250 s build).
 DOMINATED_ABOVE = 200_000
-DOMINATED = ("faiss-ivf-flat", "faiss-hnsw")
+DOMINATED = ("faiss-ivf-flat", "faiss-hnsw", "faiss-hnsw@M32", "hnswlib@M32")
 
 
 def family(name: str) -> str:
@@ -464,13 +489,20 @@ def main(argv=None) -> dict[str, Any]:
   def groups(scann_specs: dict[str, str]) -> list[list[Method]]:
     out = []
     for name, spec in scann_specs.items():
-      g = GembScann(spec[:-1] + f", threads={args.threads})" if "(" in spec else
-                    f"{spec}(threads={args.threads})", name)
-      out.append([g, RawScann(g, name.replace("gemb-", "raw-"))])
+      # Two quantizer builds per ScaNN family, as faiss IVF-PQ gets two nlist builds: anisotropic
+      # (gemb's default, threshold 0.2) and isotropic (threshold 0, plain reconstruction loss).
+      for tag, extra in (("", ""), ("@iso", "anisotropic_threshold=0.0, ")):
+        full = (spec[:-1] + ", " if "(" in spec else spec + "(") + extra + f"threads={args.threads})"
+        g = GembScann(full, name + tag)
+        out.append([g, RawScann(g, name.replace("gemb-", "raw-") + tag)])
     out += [[FaissIVF("IVF{nlist},Flat", "faiss-ivf-flat", args.threads)],
             *[[FaissIVF("IVF{nlist},PQ{m}x4fs,RFlat", f"faiss-ivf-pq-fs+refine@{mult}x",
                         args.threads, nlist_mult=mult, k_factors=(8, 16, 32))] for mult in (1, 2)],
-            [FaissHNSW(args.threads)], [Hnswlib(args.threads)], [GembExact()]]
+            # Two graph builds per HNSW library: M=16/efConstruction=40 and a denser M=32/100
+            # (the latter only up to DOMINATED_ABOVE vectors: minutes to build at 1M).
+            [FaissHNSW(args.threads)], [FaissHNSW(args.threads, 32, 100, "faiss-hnsw@M32")],
+            [Hnswlib(args.threads)], [Hnswlib(args.threads, 32, 100, "hnswlib@M32")],
+            [GembExact()]]
     return [[m for m in grp if m.name not in skip and family(m.name) not in skip] for grp in out]
 
   big_skip = set() if args.all or args.n <= DOMINATED_ABOVE else set(DOMINATED)
@@ -498,7 +530,7 @@ def main(argv=None) -> dict[str, Any]:
     xr, qr = emb[n_q:], emb[:n_q]
     log(f"real corpus: {len(xr)} x {xr.shape[1]} minilm-l6 embeddings, {n_q} held-out queries")
     real = run_suite(xr, qr, groups({"gemb-scann": "scann",
-                                     "gemb-scann-ah": "scann(brute_force_below=0)"}),
+                                     "gemb-scann-ann": "scann(brute_force_below=0)"}),
                      args.target, log)
 
   def headline(results):
@@ -515,14 +547,13 @@ def main(argv=None) -> dict[str, Any]:
         "mem_mb": {k: v["mem_mb"] for k, v in results.items()},
         "best_competitor": max(others.items(), key=lambda kv: kv[1], default=(None, None))[0],
     }
-    for name in results:
-      if name.startswith("gemb-scann"):
-        g, raw = best.get(name), best.get(name.replace("gemb-", "raw-"))
-        key = name.replace("-", "_")
-        out[f"{key}_over_raw"] = None if not (g and raw) else round(g / raw, 3)
-        out[f"{key}_within_5pct_of_raw"] = None if not (g and raw) else g >= 0.95 * raw
-        out[f"{key}_ahead_of_others"] = (None if g is None else
-                                          all(g > v for v in others.values()))
+    for name in sorted({family(k) for k in results if k.startswith("gemb-scann")}):
+      g, raw = best.get(name), best.get(name.replace("gemb-", "raw-"))
+      key = name.replace("-", "_")
+      out[f"{key}_over_raw"] = None if not (g and raw) else round(g / raw, 3)
+      out[f"{key}_within_5pct_of_raw"] = None if not (g and raw) else g >= 0.95 * raw
+      out[f"{key}_ahead_of_others"] = (None if g is None else
+                                        all(g > v for v in others.values()))
     return out
 
   summary = {"n": args.n, "d": args.d, "queries": args.queries, "k": K,

@@ -29,6 +29,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   # Content embedding of "title (year). Genres: ...": a gemb.model preset, or the model-free
   # "bow(dim=64)" chosen explicitly; there is no fallback from one to the other.
   c.embedder = "bow(dim=64)" if tiny else "minilm-l6"
+  # The model sees the embedding's top principal components over the catalogue, not all of it.
+  c.content_dims = 32
   # Candidate retrieval of the exploitation recommender: a gemb.retrievers spec, or "local-exact".
   c.retriever = "exact"
   c.plots = True
@@ -60,6 +62,8 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
       # Seeds of a second round of logs from the trained policy's own allocations (none: off).
       "onpolicy_seeds": () if tiny else (200, 201),
       "hidden": 64,
+      # Ensemble members, each its own initialization and minibatches; their curves are averaged.
+      "members": 10,
       "steps": 300 if tiny else 2000,
       "batch": 1024,
       "lr": 3e-3,

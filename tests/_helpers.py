@@ -3,6 +3,7 @@
 import importlib.util
 import os
 import pathlib
+import socket
 import subprocess
 import sys
 
@@ -39,3 +40,10 @@ needs_movielens = pytest.mark.skipif(importlib.util.find_spec("recbole") is None
 COLDSTART_FAST = ["seeds=(0,)", "sim.periods=3", "sim.n_new=40", "sim.n_users=200",
                   "model.steps=60", "policies=('uniform','discoverability','oracle')",
                   "plots=false", "model.onpolicy_seeds=(200,)"]
+
+
+def free_port() -> int:
+  """A TCP port on 127.0.0.1 that was free a moment ago (for a jax.distributed coordinator)."""
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]

@@ -54,8 +54,24 @@ def resolve_embedder(spec: str) -> EmbedFn:
   return lambda texts: np.asarray(encoder.embed(list(texts)), np.float32)
 
 
-def static_features(ml: MovieLens, embed_fn: EmbedFn) -> np.ndarray:
-  """[n_items, d + n_genres + 1]: content embedding of title + year + genres, genres, year."""
+def principal_components(emb_nd: np.ndarray, k: int) -> np.ndarray:
+  """The centred rows of `emb_nd` projected on their top-k principal directions: [n, k]."""
+  if not 1 <= k <= min(emb_nd.shape):
+    raise ConfigError(f"content_dims must be between 1 and {min(emb_nd.shape)} (the rank limit "
+                      f"of {emb_nd.shape[0]} embeddings of dim {emb_nd.shape[1]}), got {k}.")
+  centred = emb_nd - emb_nd.mean(0)
+  _, _, vt_kd = np.linalg.svd(centred.astype(np.float64), full_matrices=False)
+  return (centred @ vt_kd[:k].T).astype(np.float32)
+
+
+def static_features(ml: MovieLens, embed_fn: EmbedFn, content_dims: int | None = None
+                    ) -> np.ndarray:
+  """[n_items, d + n_genres + 2]: content embedding of title + year + genres, genres, year.
+
+  With `content_dims`, the embedding is replaced by its top principal components over the
+  catalogue: the discoverability model learns from a few thousand logged items, and 384 raw
+  dimensions let its members fit noise (see reports/coldstart).
+  """
   texts = [ml.item_text(i) for i in range(ml.n_items)]
   emb = np.asarray(embed_fn(texts), np.float32)
   if emb.ndim != 2 or emb.shape[0] != len(texts):
@@ -64,6 +80,8 @@ def static_features(ml: MovieLens, embed_fn: EmbedFn) -> np.ndarray:
   if bad.any():
     raise InputError(f"embed_fn returned NaN/inf for {int(bad.sum())} items (first: "
                      f"{texts[int(np.argmax(bad))]!r}); every item needs a content embedding.")
+  if content_dims:
+    emb = principal_components(emb, int(content_dims))
   year = np.where(ml.years > 0, (ml.years - 1990) / 10.0, 0.0)[:, None]
   return np.concatenate([emb, ml.genres_ig, year.astype(np.float32),
                          (ml.years > 0)[:, None].astype(np.float32)], 1)

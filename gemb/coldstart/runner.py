@@ -67,7 +67,7 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
   t0 = time.time()
   ml = load_movielens_100k()
   cal = calibrate(ml, dim=cfg.calibration.dim, fresh_fraction=cfg.calibration.fresh_fraction)
-  static = static_features(ml, resolve_embedder(cfg.embedder))
+  static = static_features(ml, resolve_embedder(cfg.embedder), cfg.get("content_dims"))
   make_index = index_factory(cfg.retriever)
   run.log(step=0, phase="calibrated", mf_rmse=cal.rmse, feature_dim=static.shape[1],
           seconds=time.time() - t0)
@@ -90,7 +90,8 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
         data = {k: np.concatenate([l[k] for l in logs]) for k in logs[0]}
         res = model_lib.train(data["features"], data["x"], data["y"], hidden=cfg.model.hidden,
                               steps=cfg.model.steps, batch=cfg.model.batch, lr=cfg.model.lr,
-                              x0=cfg.model.x0, seed=cfg.model.seed)
+                              x0=cfg.model.x0, seed=cfg.model.seed,
+                              members=cfg.model.get("members", 1))
         return res, data
 
       res, data = fit(logs)
@@ -211,7 +212,7 @@ class RunState:
     model = None
     if meta["model"] is not None:
       model = model_lib.DiscoverabilityModel(n_features, cfg.model.hidden, cfg.model.x0,
-                                             rngs=nnx.Rngs(0))
+                                             cfg.model.get("members", 1), rngs=nnx.Rngs(0))
       target["params"] = nnx.to_pure_dict(nnx.state(model))
     n_items = cfg.sim.periods * cfg.sim.n_new
     if meta["current"] is not None:

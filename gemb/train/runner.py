@@ -55,6 +55,41 @@ def _prepare_fn(encoder: Any, seq_len: int):
   return prepare
 
 
+def _host_tree(tree: Any) -> Any:
+  """Full numpy copies of a tree's arrays, on every process.
+
+  `np.asarray` cannot read an array split across processes (an fsdp axis spanning hosts); those
+  are gathered, in one collective that every process joins, since they all hold the same tree.
+  """
+  leaves, struct = jax.tree.flatten(tree)
+  split = [i for i, x in enumerate(leaves) if isinstance(x, jax.Array)
+           and not (x.is_fully_addressable or x.is_fully_replicated)]
+  out = [None if i in split else np.asarray(x) for i, x in enumerate(leaves)]
+  if split:
+    from jax.experimental import multihost_utils
+    full = multihost_utils.process_allgather([leaves[i] for i in split], tiled=True)
+    for i, x in zip(split, full):
+      out[i] = np.asarray(x)
+  return jax.tree.unflatten(struct, out)
+
+
+def _set_weights(encoder: Any, trainer: Trainer, params: Any) -> None:
+  """Puts a host parameter tree (`_host_tree`'s) into the trainer and the encoder.
+
+  In one process the encoder takes the trainer's arrays, laid out on its mesh. With several
+  processes it gets the full weights on this process's first device, so that evaluation and
+  saving run locally in each process on the same weights, instead of on arrays that span
+  processes (which the host-side embedding code cannot read).
+  """
+  trainer.load_params(params)
+  if jax.process_count() == 1:
+    nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
+    return
+  state = nnx.state(encoder.model, nnx.Param)
+  nnx.replace_by_pure_dict(state, jax.device_put(params, jax.local_devices()[0]))
+  nnx.update(encoder.model, state)
+
+
 def _stage_cfg(cfg, name: str):
   if name not in cfg.stages:
     raise ConfigError(f"stage_order names {name!r}, but stages has only {sorted(cfg.stages)}.")
@@ -95,8 +130,9 @@ def train(cfg, run) -> dict:
                         keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
     out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
               log_every=cfg.log_every, stage=name)
-    nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))  # next stage starts here
-    stage_finals.append((f"{name}/final", jax.tree.map(np.asarray, trainer.params)))
+    final = _host_tree(trainer.params)
+    _set_weights(encoder, trainer, final)  # the next stage starts here
+    stage_finals.append((f"{name}/final", final))
     metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
     run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
     summary[f"stage/{name}"] = {**out, "eval": metrics}
@@ -123,11 +159,10 @@ def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
   candidates = []
   for s in ckpt.all_steps():
     params = ckpt.restore(s, trainer.state())[0]["params"]
-    candidates.append((f"step{s}", jax.tree.map(np.asarray, params)))
+    candidates.append((f"step{s}", _host_tree(params)))
 
   def evaluate(params) -> float:
-    trainer.load_params(params)
-    nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
+    _set_weights(encoder, trainer, params)
     return retrieval_recall(encoder, eval_src, cfg.eval.max_queries)[cfg.soup.metric]
 
   if cfg.soup.method == "uniform":
@@ -138,6 +173,5 @@ def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
   else:
     raise ConfigError(f"soup.method must be 'none', 'uniform' or 'greedy'; got "
                       f"{cfg.soup.method!r}.")
-  trainer.load_params(params)
-  nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
+  _set_weights(encoder, trainer, params)
   return {"method": cfg.soup.method, "kept": kept, "scores": scores}

@@ -143,6 +143,15 @@ def _leading_spec(x: np.ndarray, batch_axes) -> P:
   return P(batch_axes, *([None] * (np.ndim(x) - 1)))
 
 
+def _put(tree: Any, shardings: Any) -> Any:
+  """`jax.device_put` from host copies. With several processes, jax 0.10 builds a broken array
+  (its `addressable_shards` raise, so Orbax cannot save it) when a committed single-device array
+  is put on a sharding replicated over the processes; from numpy it builds a correct one."""
+  host = jax.tree.map(lambda x: np.asarray(x) if not isinstance(x, jax.Array)
+                      or x.is_fully_addressable else x, tree)
+  return jax.device_put(host, shardings)
+
+
 class Trainer:
   """Holds the sharded parameters and optimizer state; `step` runs one jitted update."""
 
@@ -155,8 +164,8 @@ class Trainer:
     self.param_specs = sharding.param_specs(params_state, self.rules, mesh)
     self.param_shardings = sharding.named(mesh, self.param_specs)
     replicated = NamedSharding(mesh, P())
-    self.params = jax.device_put(nnx.to_pure_dict(params_state), self.param_shardings)
-    self.rest = jax.device_put(nnx.to_pure_dict(rest_state), replicated)
+    self.params = _put(nnx.to_pure_dict(params_state), self.param_shardings)
+    self.rest = _put(nnx.to_pure_dict(rest_state), replicated)
     self.tx = build_optimizer(optim, self.params)
     self.frozen = frozen_mask(optim, self.params)
     self.schedule = schedule_of(optim)
@@ -164,11 +173,13 @@ class Trainer:
     mesh_devices = set(mesh.devices.flat)
     self.opt_state = jax.tree.map(
         lambda x: (x if set(x.sharding.device_set) == mesh_devices
-                   else jax.device_put(x, replicated)),
+                   else _put(x, replicated)),
         jax.jit(self.tx.init)(self.params))
     self.opt_shardings = jax.tree.map(lambda x: x.sharding, self.opt_state)
     self.step_num = 0
-    self.rng = jax.random.key_data(jax.random.key(seed))  # raw uint32, checkpointable as is
+    # Raw uint32, checkpointable as is; replicated over the mesh, since Orbax refuses to save
+    # an array that lives on one process's device in a multi-process run.
+    self.rng = _put(jax.random.key_data(jax.random.key(seed)), replicated)
     self._batch_axes = self.rules.get("batch")
     self._jit_step = jax.jit(
         self._step, donate_argnums=(0, 1),
@@ -244,7 +255,7 @@ class Trainer:
     if want != have:
       raise ConfigError("load_params: the given parameters have another structure or shapes than "
                         "this model's.")
-    self.params = jax.device_put(params, self.param_shardings)
+    self.params = _put(params, self.param_shardings)
 
   def learning_rate(self, step: int | None = None) -> float:
     return float(self.schedule(self.step_num if step is None else step))

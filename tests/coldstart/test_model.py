@@ -44,6 +44,23 @@ def test_training_fits_and_is_calibrated():
   np.testing.assert_allclose(curve_prob(a[ok], s[ok], c[ok], q[ok], res.model.x0), 0.3, atol=1e-4)
 
 
+def test_ensemble_averages_its_members_and_varies_less_across_seeds():
+  f, x, y, _ = _synthetic_logs(3000, seed=1)
+  probe_f, probe_x, _, _ = _synthetic_logs(200, seed=2)
+  ens = M.DiscoverabilityModel(3, hidden=8, members=3, rngs=nnx.Rngs(0))
+  per = [np.asarray(v) for v in ens.member_curves(jnp.asarray(probe_f))]
+  assert per[0].shape == (3, 200) and np.ptp(per[0], axis=0).min() > 0  # members differ
+  for k, v in enumerate(ens.curve(jnp.asarray(probe_f))):
+    np.testing.assert_allclose(np.asarray(v), per[k].mean(0), rtol=1e-5, atol=1e-6)
+  # Retrained on the same logs with other seeds, five members together move less than one.
+  spread = {}
+  for members in (1, 5):
+    p = [M.predict(M.train(f, x, y, hidden=16, steps=150, seed=s, members=members).model,
+                   probe_f, probe_x) for s in range(4)]
+    spread[members] = float(np.std(p, axis=0).mean())
+  assert spread[5] < 0.7 * spread[1], spread
+
+
 def test_ece_of_a_perfect_and_a_wrong_predictor():
   y = np.array([0, 1] * 50, np.float32)
   assert M.expected_calibration_error(np.full(100, 0.5), y)[0] == pytest.approx(0.0)
@@ -55,3 +72,19 @@ def test_missing_features_are_rejected():
   f[3, 1] = np.nan
   with pytest.raises(InputError, match="missing features"):
     M.train(f, x, y, steps=1)
+
+
+def test_content_principal_components_keep_the_geometry_of_low_rank_embeddings():
+  from gemb.coldstart.features import principal_components
+  from gemb.errors import ConfigError
+  rng = np.random.default_rng(5)
+  emb = (rng.normal(size=(300, 4)) @ rng.normal(size=(4, 64))).astype(np.float32)  # rank 4
+  pc = principal_components(emb, 4)
+  assert pc.shape == (300, 4)
+  d_full = np.linalg.norm(emb[:50, None] - emb[None, :50], axis=-1)
+  d_pc = np.linalg.norm(pc[:50, None] - pc[None, :50], axis=-1)
+  np.testing.assert_allclose(d_pc, d_full, rtol=1e-3, atol=1e-3)
+  var = pc.var(0)
+  assert np.all(np.diff(var) <= 1e-3 * var[0])  # ordered by explained variance
+  with pytest.raises(ConfigError, match="content_dims"):
+    principal_components(emb, 65)

@@ -273,8 +273,10 @@ def test_scann_quantizes_any_dimension():
 def test_scann_auto_params_follow_corpus_size_and_dim():
   from gemb.retrieval.scann_index import auto_params
   assert auto_params(5000, 128)["reorder"] == 0  # brute force: exact below 20k
-  small = auto_params(5000, 128, brute_force_below=0)  # AH over all vectors, no tree
+  small = auto_params(4000, 128, brute_force_below=0)  # AH over all vectors, no tree
   assert small["num_leaves"] == 0 and small["reorder"] > 0
+  mid = auto_params(10_000, 384, brute_force_below=0)  # a small tree, a third of it searched
+  assert mid["num_leaves"] == 100 and mid["leaves_to_search"] == 33 and mid["reorder"] == 300
   big = auto_params(1_000_000, 128)
   assert big["num_leaves"] == 2000 and big["dims_per_block"] == 4  # 2 sqrt(n) from 250k on
   assert big["training_sample_size"] == 200_000 and big["reorder"] >= 100
@@ -282,17 +284,30 @@ def test_scann_auto_params_follow_corpus_size_and_dim():
   assert auto_params(1_000_000, 33)["dims_per_block"] == 2  # keep >= 16 blocks per code
 
 
+def _corpus_and_near_queries(n: int, seed: int, d: int = 64, n_q: int = 100):
+  """A clustered corpus and queries near random corpus points (unit vectors)."""
+  x = clustered(n, d, seed=seed)
+  rng = np.random.default_rng(seed + 1)
+  q = x[rng.integers(0, n, n_q)] + 0.1 * rng.normal(size=(n_q, d)).astype(np.float32)
+  return x, q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
 def test_scann_ah_without_tree_on_a_small_corpus():
-  x = clustered(6000, 64, seed=20)
-  rng = np.random.default_rng(21)
-  q = x[rng.integers(0, 6000, 100)] + 0.1 * rng.normal(size=(100, 64)).astype(np.float32)
-  q /= np.linalg.norm(q, axis=1, keepdims=True)
+  x, q = _corpus_and_near_queries(4000, seed=20)
   index = gemb.retrievers.get("scann(brute_force_below=0)")().build(x)
   assert index.num_leaves == 0 and index.reorder > 0  # quantized, not brute force
   found, _ = index.search(q, 10)
   assert recall(found, brute(x, q, 10)[0]) >= 0.97
   index.remove(np.arange(100))
   assert not np.isin(index.search(q, 10)[0], np.arange(100)).any()
+
+
+def test_scann_small_tree_when_brute_force_is_turned_off():
+  x, q = _corpus_and_near_queries(8000, seed=23)
+  index = gemb.retrievers.get("scann(brute_force_below=0)")().build(x)
+  assert index.num_leaves == 89 and index.leaves_to_search == 29
+  found, _ = index.search(q, 10)
+  assert recall(found, brute(x, q, 10)[0]) >= 0.95
 
 
 def test_scann_soar_is_opt_in_and_refuses_remove():

@@ -2,20 +2,15 @@
 
 import os
 import pathlib
-import socket
 import subprocess
 import sys
 
 import numpy as np
 
+from _helpers import free_port
+
 HERE = pathlib.Path(__file__).parent
 WORKER = str(HERE / "multiprocess_worker.py")
-
-
-def _free_port():
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
 
 
 def test_two_processes_equal_one(tmp_path):
@@ -24,7 +19,7 @@ def test_two_processes_equal_one(tmp_path):
   ref = subprocess.run([sys.executable, WORKER, "0", "0", "1", str(tmp_path / "one.npz")],
                        env=env, capture_output=True, text=True, timeout=300)
   assert ref.returncode == 0, ref.stderr[-3000:]
-  port = _free_port()
+  port = free_port()
   procs = [subprocess.Popen([sys.executable, WORKER, str(port), str(i), "2",
                              str(tmp_path / "two.npz")], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True) for i in range(2)]
