@@ -1,7 +1,7 @@
 """The discoverability model: P(G = 1 | X, features), non-decreasing in the traffic X by construction.
 
-An MLP over the item's features (content embedding, metadata, engagement so far) gives three
-numbers per item, and ``P(X) = sigmoid(c) * sigmoid(a + softplus(s) * log1p(X / x0))``. The slope
+An MLP (or the average of an ensemble of them) over the item's features (content embedding,
+metadata, engagement so far) gives three numbers per item, and ``P(X) = sigmoid(c) * sigmoid(a + softplus(s) * log1p(X / x0))``. The slope
 is non-negative, so P never decreases with X; ``sigmoid(c)`` is the ceiling an item reaches with
 unlimited traffic (hopeless items get a low one), and the quota at P = CF has a closed form
 (`allocation.quota_closed_form`). Trained with binary cross-entropy on simulated exploration logs.
@@ -22,9 +22,10 @@ from gemb.errors import InputError
 
 class DiscoverabilityModel(nnx.Module):
   """An ensemble of `members` MLPs over the standardized features; their curve parameters are
-  averaged. Members differ in initialization and in the minibatches they are trained on; one
-  member alone moved the cold-start results by as much as the policies differ when its training
-  data changed slightly, and averaging five of them cut that spread (see reports/coldstart)."""
+  averaged. Members differ in initialization and in the minibatches they are trained on. One MLP
+  alone fit noise in a few thousand logged items: its policy's results moved as much as the gap
+  to the oracle when the content embeddings changed by 1e-7; ten members over 32 content
+  components took `discoverability` from 0.80 to 0.87 of the oracle (reports/coldstart)."""
 
   def __init__(self, n_features: int, hidden: int = 64, x0: float = 10.0, members: int = 1, *,
                rngs: nnx.Rngs):
