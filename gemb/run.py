@@ -220,7 +220,7 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
   if workdir is None:
     import jax
     if jax.process_count() > 1:
-          raise ConfigError("A multi-process run needs --workdir: every process must write its "
+      raise ConfigError("A multi-process run needs --workdir: every process must write its "
                         "checkpoints to the same (shared) folder.")
     workdir = default_workdir(recipe)
   run = Run(cfg, workdir, recipe, tensorboard=tensorboard)

@@ -73,16 +73,20 @@ def check_allocation(name: str, alloc: Any, obs: Observation) -> np.ndarray:
   return x
 
 
-N_ENGAGEMENT = 6  # columns of engagement_features
+ENGAGEMENT_FEATURES = ("log1p_impressions", "posterior_mean", "click_rate", "age_share",
+                       "admitted", "log1p_recs")
+N_ENGAGEMENT = len(ENGAGEMENT_FEATURES)  # columns of engagement_features
 
 
 def engagement_features(obs: Observation) -> np.ndarray:
-  """[a, 6] engagement so far: what the model conditions on besides the static features."""
+  """[a, N_ENGAGEMENT] engagement so far: what the model conditions on besides the static
+  features, in the order of ENGAGEMENT_FEATURES."""
   n = obs.impressions.astype(np.float32)
-  return np.stack([
-      np.log1p(n), obs.posterior_mean(), obs.clicks / np.maximum(n, 1.0),
-      obs.age / obs.config.age_cap, obs.admitted.astype(np.float32),
-      np.log1p(obs.recs.astype(np.float32))], 1).astype(np.float32)
+  cols = {"log1p_impressions": np.log1p(n), "posterior_mean": obs.posterior_mean(),
+          "click_rate": obs.clicks / np.maximum(n, 1.0), "age_share": obs.age / obs.config.age_cap,
+          "admitted": obs.admitted.astype(np.float32),
+          "log1p_recs": np.log1p(obs.recs.astype(np.float32))}
+  return np.stack([cols[k] for k in ENGAGEMENT_FEATURES], 1).astype(np.float32)
 
 
 def model_features(obs: Observation) -> np.ndarray:

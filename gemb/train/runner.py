@@ -73,18 +73,21 @@ def _host_tree(tree: Any) -> Any:
   return jax.tree.unflatten(struct, out)
 
 
-def _set_weights(encoder: Any, trainer: Trainer, params: Any) -> None:
-  """Puts a host parameter tree (`_host_tree`'s) into the trainer and the encoder.
+def _set_weights(encoder: Any, trainer: Trainer, params: Any | None = None) -> None:
+  """Makes `params` (a `_host_tree`; None: the trainer's own) the weights evaluation sees.
 
-  In one process the encoder takes the trainer's arrays, laid out on its mesh. With several
-  processes it gets the full weights on this process's first device, so that evaluation and
-  saving run locally in each process on the same weights, instead of on arrays that span
-  processes (which the host-side embedding code cannot read).
+  In one process the trainer takes them on its mesh and the encoder shares its arrays. With
+  several processes the encoder gets the full weights on this process's first device, so that
+  evaluation and saving run locally in each process on the same weights, instead of on arrays
+  that span processes (which the host-side embedding code cannot read); the trainer, which is
+  not stepped again, keeps its own.
   """
-  trainer.load_params(params)
   if jax.process_count() == 1:
+    if params is not None:
+      trainer.load_params(params)
     nnx.update(encoder.model, nnx.state(trainer.model(), nnx.Param))
     return
+  params = _host_tree(trainer.params) if params is None else params
   state = nnx.state(encoder.model, nnx.Param)
   nnx.replace_by_pure_dict(state, jax.device_put(params, jax.local_devices()[0]))
   nnx.update(encoder.model, state)
@@ -111,8 +114,8 @@ def train(cfg, run) -> dict:
   run.log(step=0, **{f"eval/{k}": v for k, v in summary["eval_before"].items()})
   last_ckpt = None
   trainer = None
-  stage_finals: list[tuple[str, Any]] = []  # each stage's final weights, soup candidates too
-  for name in cfg.stage_order:
+  stage_finals: list[tuple[str, Any]] = []  # earlier stages' final weights: greedy soup candidates
+  for i, name in enumerate(cfg.stage_order):
     st = _stage_cfg(cfg, name)
     sources, rates = {}, {}
     for spec, rate in st.tasks:
@@ -130,15 +133,15 @@ def train(cfg, run) -> dict:
                         keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
     out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
               log_every=cfg.log_every, stage=name)
-    final = _host_tree(trainer.params)
-    _set_weights(encoder, trainer, final)  # the next stage starts here
-    stage_finals.append((f"{name}/final", final))
+    if cfg.soup.method == "greedy" and i < len(cfg.stage_order) - 1:
+      stage_finals.append((f"{name}/final", _host_tree(trainer.params)))
+    _set_weights(encoder, trainer)  # the next stage starts here
     metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
     run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
     summary[f"stage/{name}"] = {**out, "eval": metrics}
     last_ckpt = ckpt
   if cfg.soup.method != "none" and last_ckpt is not None:
-    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals[:-1])
+    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals)
   if run.is_writer:
     encoder.save(str(run.workdir / "model"))
   summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)

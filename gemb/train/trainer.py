@@ -124,7 +124,7 @@ def build_optimizer(o: OptimConfig, params: Any) -> optax.GradientTransformation
   labels = param_group_labels(params, o.param_groups)
   mults = _group_mults(o)
   decay_mask = jax.tree.map(lambda x: np.ndim(x) >= 2, params)  # no decay on biases and scales
-  frozen = jax.tree.map(lambda lb: mults[lb] == 0.0, labels)  # as frozen_mask, labels reused
+  frozen = frozen_mask(o, params)
   transforms = {}
   for name, m in mults.items():
     if m == 0.0:
