@@ -4,10 +4,13 @@ Setup: the MovieLens-calibrated platform (recbole's ml-100k, 16-dim factorizatio
 bag-of-words content features reduced to 32 principal components as the recipe does (53 static
 dims), CPU only. Side by side in one run:
 
-* allocation for 1M items in exploration: the discoverability policy's planning (quota at P = CF in
-  closed form, tangent-point step, greedy by gain per impression) + the greedy allocator, against
-  `uniform`; the model's forward pass over the 1M items is timed separately, for one MLP and for
-  the recipe's ensemble of 10;
+* allocation for 1M items in exploration: the discoverability policy's greedy plan (quota at P =
+  CF in closed form, tangent-point step, greedy by gain per impression) + the greedy allocator,
+  against `uniform`; the model's forward pass over the 1M items is timed separately, for one MLP
+  and for the recipe's ensemble of 10;
+* the lookahead plan (the policy's default: screen options scored over every click outcome, one
+  price per impression found by bisection) end to end with the 10-member model, for 10k and 100k
+  items;
 * one simulated period (exploration clicks for 1M items, admission, 100k users served by retrieval
   over the admitted pool, ranking, recommendation counts) with the simulator's own brute-force
   index, with `gemb.retrievers` "exact" and with `gemb.retrievers` "scann" (approximate, default
@@ -70,7 +73,7 @@ def main() -> None:
   times = []
   for _ in range(3):
     t = time.perf_counter()
-    plan = plan_from_curve(a, s, c, model.x0, imp, 0.6, 1000.0, 16, post, (8.0, 12.0), 40.0)
+    plan = plan_from_curve(a, s, c, model.x0, imp, 0.99, 400.0, 24, post, (8.0, 12.0), 40.0)
     x = A.allocate(plan["gain"], plan["ask"], budget, plan["cost"], None)
     times.append(time.perf_counter() - t)
   assert x.sum() <= budget + 1e-6 and np.all(x >= 0)
@@ -86,6 +89,32 @@ def main() -> None:
   print(f"allocation, 1M items: plan + greedy {min(times):.3f} s (runs {times}); uniform {t_uniform:.4f} s; funded {int((x > 0).sum())} items, "
         f"{x.sum():.0f} of {budget} impressions; uniform gives {xu[0]:.1f} each")
   print(f"model forward, 1M items: {t_model[1]:.3f} s (one MLP), {t_model[10]:.3f} s (10 members)")
+
+  # -- the lookahead plan (the recipe's default) at 10k and 100k items -------------------------
+  # Its screen options score every click outcome with the model (73 rows per item for screens
+  # 10, 20, 40), so it is timed at smaller sizes, end to end: model passes, options, bisection.
+  from gemb.coldstart.policies import allocate_lookahead, lookahead_options
+  from gemb.coldstart.simulator import Observation
+  model10 = M.DiscoverabilityModel(feat.shape[1], 64, members=10, rngs=nnx.Rngs(0))
+  for n_look in (10_000, 100_000):
+    age = rng.integers(0, 3, n_look)
+    obs = Observation(0, 20 * n_look, np.arange(n_look), feat[:n_look, :-N_ENGAGEMENT],
+                      imp[:n_look], rng.binomial(imp[:n_look], post[:n_look]), age,
+                      np.zeros(n_look, np.int64), np.zeros(n_look, bool), (8.0, 12.0),
+                      SimConfig())
+    curve_fn = lambda f: M.curve(model10, f)
+    lookahead_options(curve_fn, model10.x0, obs, 0.99, 400.0, 24, (10, 20, 40))  # compile
+    t = time.perf_counter()
+    opts = lookahead_options(curve_fn, model10.x0, obs, 0.99, 400.0, 24, (10, 20, 40))
+    t_opts = time.perf_counter() - t
+    xl = allocate_lookahead(opts, obs.budget)
+    t_look = time.perf_counter() - t
+    assert xl.sum() <= obs.budget + 1e-6 and np.all(xl >= 0)
+    out[f"lookahead_{n_look // 1000}k_s"] = round(t_look, 2)
+    out[f"lookahead_{n_look // 1000}k_options_s"] = round(t_opts, 2)
+    print(f"lookahead plan, {n_look} items, 10 members: {t_look:.2f} s (of which model passes and "
+          f"options {t_opts:.2f} s); funded {int((xl > 0).sum())} items")
+    del opts
 
   # -- one simulated period, 1M items and 100k users ----------------------------------------
   cfg = SimConfig(periods=1, n_new=N_ITEMS, n_users=N_USERS, budget=8 * N_ITEMS, probe_users=64)

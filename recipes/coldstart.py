@@ -57,7 +57,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
       "full_traffic": 1000,
   })
   c.model = ml_collections.ConfigDict({
-      "log_seeds": (100,) if tiny else (100, 101, 102),
+      # Random-traffic log episodes. Data was the model's bottleneck: 8 instead of 3 took the
+      # lookahead policy from 0.86 to 0.92 of the oracle at budget 4000 (reports/coldstart).
+      "log_seeds": (100,) if tiny else tuple(range(100, 108)),
       "log_x_max": 400.0,
       # Seeds of a second round of logs from the trained policy's own allocations (none: off).
       "onpolicy_seeds": () if tiny else (200, 201),

@@ -149,10 +149,21 @@ def _curve_jit(model, feat_bf):
 
 
 def curve(model: DiscoverabilityModel, feat_nf: np.ndarray, chunk: int = 262144):
-  """(a, s, c) as numpy arrays, chunked so that a million items fit in memory."""
-  outs = [_curve_jit(model, jnp.asarray(feat_nf[i:i + chunk], jnp.float32))
-          for i in range(0, len(feat_nf), chunk)]
-  return tuple(np.concatenate([np.asarray(o[k]) for o in outs]) for k in range(3))
+  """(a, s, c) as numpy arrays, chunked so that a million items fit in memory.
+
+  Each chunk is zero-padded to a power of two (at least 256 rows): the number of items in
+  exploration changes every period, and the lookahead plan asks for several row counts per
+  period; without buckets every new count would compile the model again."""
+  outs = []
+  for i in range(0, len(feat_nf), chunk):
+    part = np.asarray(feat_nf[i:i + chunk], np.float32)
+    rows = max(256, 1 << (len(part) - 1).bit_length())
+    padded = np.zeros((rows, part.shape[1]), np.float32)
+    padded[:len(part)] = part
+    outs.append([np.asarray(v)[:len(part)] for v in _curve_jit(model, jnp.asarray(padded))])
+  if not outs:
+    return tuple(np.zeros(0, np.float32) for _ in range(3))
+  return tuple(np.concatenate([o[k] for o in outs]) for k in range(3))
 
 
 def predict(model: DiscoverabilityModel, feat_nf: np.ndarray, x_n: np.ndarray) -> np.ndarray:

@@ -166,41 +166,64 @@ class Thompson:
 
 @registry.policies.register("discoverability")
 class Discoverability:
-  """The paper's policy: model-based quotas (P(G=1|X) = CF), funded greedily under the budget.
+  """The paper's policy: the model's P(G=1|X) per item, quotas at P = CF, re-planned every period.
 
-  Each item's quota is the traffic X at which the model's P(G=1|X) reaches `cf` (capped at
-  `x_max`); the item leaves exploration once its quota is spent. Within the quota, the item asks
-  for the next step of traffic with the best marginal gain per impression (the tangent point of its
-  S-shaped curve), and the allocator funds the best ratios first, re-planned every period.
-  With `pace`, that tangent point is searched over the whole remaining quota and `step_cap` only
-  limits how much of it is spent per period: an item whose chance rises only after a few hundred
-  impressions is valued by that whole step, not by its first `step_cap` impressions.
+  Two planners share the model and the quota (the traffic at which P(G=1|X) reaches `cf`, capped
+  at `x_max`; an item leaves exploration once it is spent):
+
+  * ``plan="lookahead"`` (default): each item may take a *push* (any amount within its quota, now)
+    or a *screen* (`screens` impressions now, then a push or a stop next period decided on the
+    clicks they bring). A screen is valued by a two-step Bayesian lookahead: the clicks it may
+    bring follow the platform's Beta-binomial, and each outcome is scored by the model at the state
+    it leads to. Impressions carry one price per period, set by bisection so that the chosen
+    options fill the budget (`lookahead_options`, `allocate_lookahead`). A push alone undervalues
+    an uncertain item whose chance rises only after 100-200 impressions; screening first spends
+    those only on the items whose first clicks are good.
+  * ``plan="greedy"``: one step per item, the tangent point of its S-shaped curve within
+    `step_cap` impressions, funded by gain per impression (`allocation.allocate`). With `pace` the
+    tangent is searched over the whole remaining quota and `step_cap` only paces it.
   """
 
-  def __init__(self, cf: float = 0.6, x_max: float = 1000.0, cost_budget: float | None = None,
-               grid: int = 16, step_cap: float | None = 40.0, pace: bool = False):
+  PLANS = ("lookahead", "greedy")
+
+  def __init__(self, cf: float = 0.99, x_max: float = 400.0, cost_budget: float | None = None,
+               grid: int = 24, plan: str = "lookahead", screens: tuple[int, ...] = (10, 20, 40),
+               step_cap: float | None = 40.0, pace: bool = False):
     self.cf = alloc_lib.check_cf(cf)
+    if plan not in self.PLANS:
+      raise InputError(f"discoverability: plan must be one of {self.PLANS}, got {plan!r}.")
+    if any(int(x) != x or x < 1 for x in screens):
+      raise InputError(f"discoverability: screens must be positive whole impressions, got "
+                       f"{screens!r}.")
     self.x_max, self.cost_budget, self.grid = float(x_max), cost_budget, int(grid)
-    self.step_cap = step_cap  # most impressions an item may ask for in one period
+    self.plan_kind, self.screens = plan, tuple(int(x) for x in screens)
+    self.step_cap = step_cap  # greedy: most impressions an item may ask for in one period
     self.pace = pace
     self.model = None
 
   def prepare(self, ctx: PolicyContext) -> None:
     self.model = ctx.model()
 
-  def plan(self, obs: Observation) -> dict[str, np.ndarray]:
-    """Quota, the traffic asked for now, its gain and its cost per item (for reports and tests)."""
+  def _curve_fn(self):
     from gemb.coldstart import model as model_lib
     if self.model is None:
       raise InputError("policy 'discoverability' has no model: call prepare(ctx) first or set "
                        ".model to a trained DiscoverabilityModel.")
-    a, s, c = model_lib.curve(self.model, model_features(obs))
+    return lambda feat: model_lib.curve(self.model, feat)
+
+  def plan(self, obs: Observation) -> dict[str, np.ndarray]:
+    """Greedy plan: quota, the traffic asked for now, its gain and its cost per item."""
+    a, s, c = self._curve_fn()(model_features(obs))
     return plan_from_curve(a, s, c, self.model.x0, obs.impressions, self.cf, self.x_max,
                            self.grid, obs.posterior_mean(), obs.prior, self.step_cap, self.pace)
 
   def allocate(self, obs: Observation, rng: np.random.Generator) -> np.ndarray:
     if len(obs) == 0:
       return np.zeros(0)
+    if self.plan_kind == "lookahead":
+      opts = lookahead_options(self._curve_fn(), self.model.x0, obs, self.cf, self.x_max,
+                               self.grid, self.screens)
+      return allocate_lookahead(opts, obs.budget, self.cost_budget)
     p = self.plan(obs)
     if len(obs) <= alloc_lib.EXACT_MAX_ITEMS:
       return alloc_lib.allocate_exact(p["gain"], p["ask"], obs.budget, p["cost"],
@@ -208,10 +231,16 @@ class Discoverability:
     return alloc_lib.allocate(p["gain"], p["ask"], obs.budget, p["cost"], self.cost_budget)
 
 
+def exploration_cost_rate(posterior_mean: np.ndarray, prior: tuple[float, float]) -> np.ndarray:
+  """Expected engagement lost per exploration impression, against the prior mean."""
+  pa, pb = prior
+  return np.maximum(pa / (pa + pb) - np.asarray(posterior_mean, np.float64), 0.0)
+
+
 def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_max: float,
                     grid: int, posterior_mean: np.ndarray, prior: tuple[float, float],
                     step_cap: float | None = None, pace: bool = False):
-  """Vectorized planning step of `Discoverability`, given each item's curve parameters."""
+  """Vectorized greedy planning step of `Discoverability`, given each item's curve parameters."""
   n = np.asarray(impressions, np.float32)
   quota = alloc_lib.quota_closed_form(a, s, c, cf, x0)
   quota = np.minimum(quota, x_max).astype(np.float32)  # unreachable CF: use up to x_max
@@ -219,10 +248,179 @@ def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_ma
   ask, gain, p_now = (np.asarray(v, np.float64) for v in _tangent_step(
       *(np.asarray(v, np.float32) for v in (a, s, c)), n, quota, float(x0), float(x_max), cap,
       int(grid), bool(pace)))
-  pa, pb = prior
-  # Exploration cost: expected engagement lost against the prior mean, per impression.
-  cost = np.maximum(pa / (pa + pb) - posterior_mean, 0.0) * ask
+  cost = exploration_cost_rate(posterior_mean, prior) * ask
   return {"quota": quota, "ask": ask, "gain": gain, "cost": cost, "p_now": p_now}
+
+
+@dataclasses.dataclass
+class LookaheadOptions:
+  """Per item [a]: the options of the lookahead plan, gains relative to P(G=1) at no more traffic.
+
+  push_x/push_gain [a, G]: a push of push_x impressions now. For screen j of size screens[j]:
+  weight [a, K+1] of k = 0..K clicks (Beta-binomial), and after k clicks the gain of stopping
+  (stop_gain [a, K+1]) or of pushing follow_x more next period (follow_x, follow_gain
+  [a, K+1, G]). can_screen [a, screens]: a next period in exploration exists and the quota has
+  room for the screen. cost_rate [a]: exploration cost per impression.
+  """
+
+  push_x: np.ndarray
+  push_gain: np.ndarray
+  screens: tuple[int, ...]
+  weight: list[np.ndarray]
+  stop_gain: list[np.ndarray]
+  follow_x: list[np.ndarray]
+  follow_gain: list[np.ndarray]
+  can_screen: np.ndarray
+  cost_rate: np.ndarray
+
+  def choose(self, price_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's best option when an impression costs price_a [a] (in P units): the impressions
+    it spends now and the option's net value (0: do nothing)."""
+    # In float64, like the numpy that builds the options: the bisection compares budget totals,
+    # and float32 rounding moved allocations.
+    with jax.enable_x64(True):
+      if not hasattr(self, "_device"):  # the bisection calls this ~50 times: move arrays once
+        self._device = jax.device_put((self.push_x, self.push_gain, tuple(self.weight),
+                                       tuple(self.stop_gain), tuple(self.follow_x),
+                                       tuple(self.follow_gain), self.can_screen))
+      x, v = _choose(jnp.asarray(price_a, jnp.float64), *self._device, screens=self.screens)
+      return np.asarray(x, np.float64), np.asarray(v, np.float64)
+
+
+@functools.partial(jax.jit, static_argnames=("screens",))
+def _choose(price_a, push_x, push_gain, weight, stop_gain, follow_x, follow_gain, can_screen,
+            screens):
+  # One fused XLA computation: in numpy the [a, K+1, G] temporaries of every call made the
+  # bisection 4x slower (128 s against 34 s for 100k items, benchmarks/coldstart_scale.py).
+  p = price_a[:, None]
+  net = push_gain - p * push_x
+  g = jnp.argmax(net, 1)[:, None]
+  value = jnp.take_along_axis(net, g, 1)[:, 0]
+  x_now = jnp.take_along_axis(push_x, g, 1)[:, 0]
+  for j, x1 in enumerate(screens):
+    follow = jnp.maximum(stop_gain[j], (follow_gain[j] - p[:, :, None] * follow_x[j]).max(-1))
+    v = jnp.where(can_screen[:, j], (weight[j] * follow).sum(1) - price_a * x1, -jnp.inf)
+    better = v > value
+    value, x_now = jnp.where(better, v, value), jnp.where(better, float(x1), x_now)
+  fund = value > 0
+  return jnp.where(fund, x_now, 0.0), jnp.where(fund, value, 0.0)
+
+
+def _engagement_after(obs: Observation, extra_n, extra_k, age_after) -> np.ndarray:
+  """engagement_features of the items after extra_n impressions brought extra_k clicks, at
+  age_after; arguments broadcast against [a, ...] arrays (trailing axes: outcomes)."""
+  pa, pb = obs.prior
+  cfg = obs.config
+  expand = lambda v: np.asarray(v, np.float64).reshape((len(obs),) + (1,) * (np.ndim(extra_k) - 1))
+  n = expand(obs.impressions) + extra_n
+  k = expand(obs.clicks) + extra_k
+  post = (pa + k) / (pa + pb + n)
+  cols = {"log1p_impressions": np.log1p(n), "posterior_mean": post,
+          "click_rate": k / np.maximum(n, 1.0), "age_share": expand(age_after) / cfg.age_cap,
+          "admitted": ((n >= cfg.n_min) & (post >= cfg.bar)).astype(np.float64),
+          "log1p_recs": np.log1p(expand(obs.recs))}
+  shape = np.broadcast_shapes(*(np.shape(v) for v in cols.values()))
+  return np.stack([np.broadcast_to(cols[c], shape) for c in ENGAGEMENT_FEATURES], -1)
+
+
+def _beta_binomial(n: int, a_a: np.ndarray, b_a: np.ndarray) -> np.ndarray:
+  """[a, n+1] probabilities of k = 0..n successes in n trials under Beta(a_a, b_a) rates.
+
+  From the ratio p(k+1) / p(k) = (n-k)(a+k) / ((k+1)(b+n-k-1)), accumulated in logs and then
+  normalized: plain numpy, no special functions (jax's would compile for every item count)."""
+  k = np.arange(n, dtype=np.float64)[None, :]
+  a, b = np.asarray(a_a, np.float64)[:, None], np.asarray(b_a, np.float64)[:, None]
+  log_ratio = np.log((n - k) * (a + k)) - np.log((k + 1) * (b + n - k - 1))
+  logp = np.concatenate([np.zeros((len(a), 1)), np.cumsum(log_ratio, 1)], 1)
+  w = np.exp(logp - logp.max(1, keepdims=True))
+  return w / w.sum(1, keepdims=True)
+
+
+def lookahead_options(curve_fn: Callable, x0: float, obs: Observation, cf: float, x_max: float,
+                      grid: int, screens: tuple[int, ...]) -> LookaheadOptions:
+  """Scores every item's push and screen options with the model (see `Discoverability`).
+
+  `curve_fn(feat_bf) -> (a, s, c)` gives the model's curve at a state; it is called once at the
+  items' current state and once per screen over all its click outcomes ([a * (screen+1)] rows).
+  """
+  from gemb.coldstart.allocation import curve_prob
+  a_n = len(obs)
+  static = obs.features_af
+  feat = np.concatenate([static, engagement_features(obs)], 1)
+  n = obs.impressions.astype(np.float64)
+  steps = np.geomspace(1.0, x_max, grid)
+
+  def pushes(a, s, c, n_now):
+    """Push sizes within the quota and their gains over stopping, for curves at n_now."""
+    quota = np.minimum(alloc_lib.quota_closed_form(a, s, c, cf, x0), x_max)
+    room = np.maximum(quota - n_now, 0.0)
+    x = np.minimum(steps, room[..., None])
+    p_stop = curve_prob(a, s, c, n_now, x0)
+    gain = curve_prob(a[..., None], s[..., None], c[..., None], n_now[..., None] + x, x0)
+    return x, gain - p_stop[..., None], p_stop, room
+
+  a, s, c = (np.asarray(v, np.float64) for v in curve_fn(feat))
+  push_x, push_gain, p_now, room = pushes(a, s, c, n)
+  pa, pb = obs.prior
+  kk = obs.clicks.astype(np.float64)
+  weight, stop_gain, follow_x, follow_gain = [], [], [], []
+  for x1 in screens:
+    clicks_k = np.arange(x1 + 1, dtype=np.float64)[None, :]
+    eng = _engagement_after(obs, float(x1), clicks_k, obs.age + 1)  # [a, K, E]
+    st = np.broadcast_to(static[:, None, :], (a_n, x1 + 1, static.shape[1]))
+    f1 = np.concatenate([st, eng], -1).reshape(a_n * (x1 + 1), -1).astype(np.float32)
+    a1, s1, c1 = (np.asarray(v, np.float64).reshape(a_n, x1 + 1) for v in curve_fn(f1))
+    n1 = np.broadcast_to((n + x1)[:, None], (a_n, x1 + 1))
+    fx, fg, p1, _ = pushes(a1, s1, c1, n1)
+    weight.append(_beta_binomial(x1, pa + kk, pb + n - kk))
+    stop_gain.append(p1 - p_now[:, None])
+    follow_x.append(fx)
+    follow_gain.append(fg + (p1 - p_now[:, None])[..., None])
+  # A screen needs a next period in exploration and room for it in the item's quota.
+  can_screen = (obs.age + 1 < obs.config.age_cap)[:, None] & (room[:, None] >= np.asarray(screens))
+  return LookaheadOptions(push_x, push_gain, tuple(screens), weight, stop_gain, follow_x,
+                          follow_gain, can_screen, exploration_cost_rate(obs.posterior_mean(),
+                                                                         obs.prior))
+
+
+def allocate_lookahead(opts: LookaheadOptions, budget: float, cost_budget: float | None = None,
+                       iters: int = 40) -> np.ndarray:
+  """Impressions now per item: every item takes its best option at one price per impression,
+  the lowest price (bisection) at which the options fit the traffic budget and, if given, the
+  exploration-cost budget (an impression's price scales with its share of the tighter budget).
+  The last increment between the two bracketing prices is funded in part."""
+  budget = alloc_lib.check_budget(budget)
+  scale = np.ones_like(opts.cost_rate)
+  if cost_budget is not None:
+    cost_budget = alloc_lib.check_budget(cost_budget, "exploration cost budget")
+    scale = np.maximum(1.0, opts.cost_rate * budget / cost_budget)
+
+  def spend(lam):
+    x, _ = opts.choose(lam * scale)
+    return x, x.sum() / budget, ((opts.cost_rate * x).sum() / cost_budget if cost_budget else 0.0)
+
+  x0, t0, c0 = spend(0.0)
+  if t0 <= 1 and c0 <= 1:
+    return x0
+  lo, hi = 0.0, 1.0 / budget
+  while max(spend(hi)[1:]) > 1:
+    hi *= 2
+  for _ in range(iters):
+    mid = 0.5 * (lo + hi)
+    if max(spend(mid)[1:]) > 1:
+      lo = mid
+    else:
+      hi = mid
+  (x_hi, t_hi, c_hi), (x_lo, t_lo, c_lo) = spend(hi), spend(lo)
+  frac = 1.0
+  for used_hi, used_lo in ((t_hi, t_lo), (c_hi, c_lo)):
+    if used_lo > used_hi:
+      frac = min(frac, (1.0 - used_hi) / (used_lo - used_hi))
+  x = x_hi + np.clip(frac, 0.0, 1.0) * np.maximum(x_lo - x_hi, 0.0)
+  # Items that switch to a smaller option between the two prices keep the larger one above;
+  # scale back so that both budgets hold exactly.
+  over = max(x.sum() / budget, (opts.cost_rate * x).sum() / cost_budget if cost_budget else 0.0)
+  return x / max(over, 1.0)
 
 
 @functools.partial(jax.jit, static_argnames=("grid", "pace"))

@@ -88,3 +88,19 @@ def test_content_principal_components_keep_the_geometry_of_low_rank_embeddings()
   assert np.all(np.diff(var) <= 1e-3 * var[0])  # ordered by explained variance
   with pytest.raises(ConfigError, match="content_dims"):
     principal_components(emb, 65)
+
+
+def test_curve_pads_rows_without_changing_them():
+  # Row counts are padded to powers of two so that changing item counts reuse compilations; the
+  # padding must not leak into the real rows, and no rows give empty arrays.
+  model = M.DiscoverabilityModel(5, hidden=8, members=2, rngs=nnx.Rngs(1))
+  f = np.random.default_rng(0).normal(size=(600, 5)).astype(np.float32)
+  full = M.curve(model, f)
+  for n in (1, 5, 257):
+    part = M.curve(model, f[:n])
+    for k in range(3):
+      assert part[k].shape == (n,)
+      np.testing.assert_allclose(part[k], full[k][:n], rtol=1e-5, atol=1e-6)
+  chunked = M.curve(model, f, chunk=256)  # chunks of 256, 256 and 88 rows
+  np.testing.assert_allclose(chunked[0], full[0], rtol=1e-5, atol=1e-6)
+  assert all(v.shape == (0,) for v in M.curve(model, f[:0]))
