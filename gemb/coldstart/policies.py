@@ -211,7 +211,7 @@ class Discoverability:
                        ".model to a trained DiscoverabilityModel.")
     return lambda feat: model_lib.curve(self.model, feat)
 
-  def plan(self, obs: Observation) -> dict[str, np.ndarray]:
+  def greedy_plan(self, obs: Observation) -> dict[str, np.ndarray]:
     """Greedy plan: quota, the traffic asked for now, its gain and its cost per item."""
     a, s, c = self._curve_fn()(model_features(obs))
     return plan_from_curve(a, s, c, self.model.x0, obs.impressions, self.cf, self.x_max,
@@ -224,7 +224,7 @@ class Discoverability:
       opts = lookahead_options(self._curve_fn(), self.model.x0, obs, self.cf, self.x_max,
                                self.grid, self.screens)
       return allocate_lookahead(opts, obs.budget, self.cost_budget)
-    p = self.plan(obs)
+    p = self.greedy_plan(obs)
     if len(obs) <= alloc_lib.EXACT_MAX_ITEMS:
       return alloc_lib.allocate_exact(p["gain"], p["ask"], obs.budget, p["cost"],
                                       self.cost_budget)
@@ -272,6 +272,7 @@ class LookaheadOptions:
   follow_gain: list[np.ndarray]
   can_screen: np.ndarray
   cost_rate: np.ndarray
+  _device: Any = dataclasses.field(default=None, init=False, repr=False)  # arrays for _choose
 
   def choose(self, price_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each item's best option when an impression costs price_a [a] (in P units): the impressions
@@ -279,7 +280,7 @@ class LookaheadOptions:
     # In float64, like the numpy that builds the options: the bisection compares budget totals,
     # and float32 rounding moved allocations.
     with jax.enable_x64(True):
-      if not hasattr(self, "_device"):  # the bisection calls this ~50 times: move arrays once
+      if self._device is None:  # the bisection calls this ~50 times: move the arrays once
         self._device = jax.device_put((self.push_x, self.push_gain, tuple(self.weight),
                                        tuple(self.stop_gain), tuple(self.follow_x),
                                        tuple(self.follow_gain), self.can_screen))

@@ -59,7 +59,7 @@ def test_discoverability_is_deterministic_and_spends_on_promising_items(tiny_mod
   pol.prepare(P.PolicyContext(model=lambda: tiny_model))
   a, b = pol.allocate(obs, np.random.default_rng(0)), pol.allocate(obs, np.random.default_rng(1))
   np.testing.assert_array_equal(a, b)
-  plan = pol.plan(obs)
+  plan = pol.greedy_plan(obs)
   assert np.all(plan["ask"] <= pol.step_cap + 1e-9)
   funded = a > 0
   assert funded.any() and (plan["gain"][funded] / plan["ask"][funded]).min() >= (
