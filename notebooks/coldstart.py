@@ -111,6 +111,10 @@ else:
 # (expected discoverable items from funding it) and remaining need, `allocate` funds the best
 # gain per impression first under the budget (the break item in part); `allocate_exact`
 # enumerates subsets (up to 16 items) and is what the greedy is tested against.
+#
+# That greedy funding is the `discoverability` policy's `plan="greedy"`. Its default,
+# `plan="lookahead"`, also values *screening*: a few impressions now, and a push next period only
+# where the clicks are good (`docs/coldstart.md` explains it and gives the measured gain).
 
 # %%
 from gemb.coldstart import allocation
