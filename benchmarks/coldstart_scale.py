@@ -8,9 +8,9 @@ dims), CPU only. Side by side in one run:
   CF in closed form, tangent-point step, greedy by gain per impression) + the greedy allocator,
   against `uniform`; the model's forward pass over the 1M items is timed separately, for one MLP
   and for the recipe's ensemble of 10;
-* the lookahead plan (the policy's default: screen options scored over every click outcome, one
-  price per impression found by bisection) end to end with the 10-member model, for 10k and 100k
-  items;
+* the `discoverability` policy end to end with the 10-member model (model passes included), its
+  greedy plan and its default lookahead plan (screen options scored over every click outcome, one
+  price per impression found by bisection) side by side, for 10k and 100k items;
 * one simulated period (exploration clicks for 1M items, admission, 100k users served by retrieval
   over the admitted pool, ranking, recommendation counts) with the simulator's own brute-force
   index, with `gemb.retrievers` "exact" and with `gemb.retrievers` "scann" (approximate, default
@@ -90,31 +90,30 @@ def main() -> None:
         f"{x.sum():.0f} of {budget} impressions; uniform gives {xu[0]:.1f} each")
   print(f"model forward, 1M items: {t_model[1]:.3f} s (one MLP), {t_model[10]:.3f} s (10 members)")
 
-  # -- the lookahead plan (the recipe's default) at 10k and 100k items -------------------------
-  # Its screen options score every click outcome with the model (73 rows per item for screens
-  # 10, 20, 40), so it is timed at smaller sizes, end to end: model passes, options, bisection.
-  from gemb.coldstart.policies import allocate_lookahead, lookahead_options
+  # -- both plans of the policy, end to end, at 10k and 100k items ---------------------------
+  # `discoverability` as a user runs it (model passes included), greedy and lookahead side by
+  # side on the same observation. The lookahead scores every click outcome of its screens with
+  # the model (73 rows per item for screens 10, 20, 40), hence the smaller sizes.
+  from gemb.coldstart.policies import Discoverability
   from gemb.coldstart.simulator import Observation
   model10 = M.DiscoverabilityModel(feat.shape[1], 64, members=10, rngs=nnx.Rngs(0))
-  for n_look in (10_000, 100_000):
-    age = rng.integers(0, 3, n_look)
-    obs = Observation(0, 20 * n_look, np.arange(n_look), feat[:n_look, :-N_ENGAGEMENT],
-                      imp[:n_look], rng.binomial(imp[:n_look], post[:n_look]), age,
-                      np.zeros(n_look, np.int64), np.zeros(n_look, bool), (8.0, 12.0),
-                      SimConfig())
-    curve_fn = lambda f: M.curve(model10, f)
-    lookahead_options(curve_fn, model10.x0, obs, 0.99, 400.0, 24, (10, 20, 40))  # compile
-    t = time.perf_counter()
-    opts = lookahead_options(curve_fn, model10.x0, obs, 0.99, 400.0, 24, (10, 20, 40))
-    t_opts = time.perf_counter() - t
-    xl = allocate_lookahead(opts, obs.budget)
-    t_look = time.perf_counter() - t
-    assert xl.sum() <= obs.budget + 1e-6 and np.all(xl >= 0)
-    out[f"lookahead_{n_look // 1000}k_s"] = round(t_look, 2)
-    out[f"lookahead_{n_look // 1000}k_options_s"] = round(t_opts, 2)
-    print(f"lookahead plan, {n_look} items, 10 members: {t_look:.2f} s (of which model passes and "
-          f"options {t_opts:.2f} s); funded {int((xl > 0).sum())} items")
-    del opts
+  for n_plan in (10_000, 100_000):
+    obs = Observation(0, 20 * n_plan, np.arange(n_plan), feat[:n_plan, :-N_ENGAGEMENT],
+                      imp[:n_plan], rng.binomial(imp[:n_plan], post[:n_plan]),
+                      rng.integers(0, 3, n_plan), np.zeros(n_plan, np.int64),
+                      np.zeros(n_plan, bool), (8.0, 12.0), SimConfig())
+    line = []
+    for plan in ("greedy", "lookahead"):
+      pol = Discoverability(plan=plan)
+      pol.model = model10
+      pol.allocate(obs, rng)  # compile
+      t = time.perf_counter()
+      xp = pol.allocate(obs, rng)
+      dt = time.perf_counter() - t
+      assert xp.sum() <= obs.budget + 1e-6 and np.all(xp >= 0)
+      out[f"policy_{plan}_{n_plan // 1000}k_s"] = round(dt, 2)
+      line.append(f"{plan} {dt:.2f} s (funds {int((xp > 0).sum())} items)")
+    print(f"discoverability end to end, {n_plan} items, 10 members: " + "; ".join(line))
 
   # -- one simulated period, 1M items and 100k users ----------------------------------------
   cfg = SimConfig(periods=1, n_new=N_ITEMS, n_users=N_USERS, budget=8 * N_ITEMS, probe_users=64)

@@ -1,9 +1,10 @@
 """The discoverability model: P(G = 1 | X, features), non-decreasing in the traffic X by construction.
 
 An MLP (or the average of an ensemble of them) over the item's features (content embedding,
-metadata, engagement so far) gives three numbers per item, and ``P(X) = sigmoid(c) * sigmoid(a + softplus(s) * log1p(X / x0))``. The slope
-is non-negative, so P never decreases with X; ``sigmoid(c)`` is the ceiling an item reaches with
-unlimited traffic (hopeless items get a low one), and the quota at P = CF has a closed form
+metadata, engagement so far) gives three numbers per item, and
+``P(X) = sigmoid(c) * sigmoid(a + softplus(s) * log1p(X / x0))``. The slope is non-negative, so
+P never decreases with X; ``sigmoid(c)`` is the ceiling an item reaches with unlimited traffic
+(hopeless items get a low one), and the quota at P = CF has a closed form
 (`allocation.quota_closed_form`). Trained with binary cross-entropy on simulated exploration logs.
 """
 

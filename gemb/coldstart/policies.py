@@ -81,12 +81,22 @@ N_ENGAGEMENT = len(ENGAGEMENT_FEATURES)  # columns of engagement_features
 def engagement_features(obs: Observation) -> np.ndarray:
   """[a, N_ENGAGEMENT] engagement so far: what the model conditions on besides the static
   features, in the order of ENGAGEMENT_FEATURES."""
-  n = obs.impressions.astype(np.float32)
-  cols = {"log1p_impressions": np.log1p(n), "posterior_mean": obs.posterior_mean(),
-          "click_rate": obs.clicks / np.maximum(n, 1.0), "age_share": obs.age / obs.config.age_cap,
-          "admitted": obs.admitted.astype(np.float32),
-          "log1p_recs": np.log1p(obs.recs.astype(np.float32))}
-  return np.stack([cols[k] for k in ENGAGEMENT_FEATURES], 1).astype(np.float32)
+  return _engagement(obs.impressions, obs.clicks, obs.age, obs.recs, obs.admitted, obs)
+
+
+def _engagement(impressions, clicks, age, recs, admitted, obs: Observation) -> np.ndarray:
+  """The ENGAGEMENT_FEATURES columns [..., N_ENGAGEMENT] (float32) from counts of any shape, for
+  the state observed now and for the states the lookahead plan imagines."""
+  pa, pb = obs.prior
+  n32 = np.asarray(impressions, np.float32)  # whole counts: exact in float32
+  cols = {"log1p_impressions": np.log1p(n32),
+          "posterior_mean": (pa + clicks) / (pa + pb + np.asarray(impressions, np.float64)),
+          "click_rate": clicks / np.maximum(n32, 1.0), "age_share": age / obs.config.age_cap,
+          "admitted": np.asarray(admitted, np.float32),
+          "log1p_recs": np.log1p(np.asarray(recs, np.float32))}
+  shape = np.broadcast_shapes(*(np.shape(v) for v in cols.values()))
+  return np.stack([np.broadcast_to(cols[k], shape) for k in ENGAGEMENT_FEATURES],
+                  -1).astype(np.float32)
 
 
 def model_features(obs: Observation) -> np.ndarray:
@@ -307,21 +317,15 @@ def _choose(price_a, push_x, push_gain, weight, stop_gain, follow_x, follow_gain
   return jnp.where(fund, x_now, 0.0), jnp.where(fund, value, 0.0)
 
 
-def _engagement_after(obs: Observation, extra_n, extra_k, age_after) -> np.ndarray:
-  """engagement_features of the items after extra_n impressions brought extra_k clicks, at
-  age_after; arguments broadcast against [a, ...] arrays (trailing axes: outcomes)."""
-  pa, pb = obs.prior
+def _engagement_after(obs: Observation, extra_n: float, extra_k: np.ndarray) -> np.ndarray:
+  """engagement_features [a, K, E] of the items next period, after extra_n more impressions
+  brought extra_k [K] clicks; admission as the simulator decides it."""
   cfg = obs.config
-  expand = lambda v: np.asarray(v, np.float64).reshape((len(obs),) + (1,) * (np.ndim(extra_k) - 1))
-  n = expand(obs.impressions) + extra_n
-  k = expand(obs.clicks) + extra_k
-  post = (pa + k) / (pa + pb + n)
-  cols = {"log1p_impressions": np.log1p(n), "posterior_mean": post,
-          "click_rate": k / np.maximum(n, 1.0), "age_share": expand(age_after) / cfg.age_cap,
-          "admitted": ((n >= cfg.n_min) & (post >= cfg.bar)).astype(np.float64),
-          "log1p_recs": np.log1p(expand(obs.recs))}
-  shape = np.broadcast_shapes(*(np.shape(v) for v in cols.values()))
-  return np.stack([np.broadcast_to(cols[c], shape) for c in ENGAGEMENT_FEATURES], -1)
+  pa, pb = obs.prior
+  n = obs.impressions[:, None] + extra_n
+  k = obs.clicks[:, None] + np.asarray(extra_k)[None, :]
+  admitted = (n >= cfg.n_min) & ((pa + k) / (pa + pb + n) >= cfg.bar)
+  return _engagement(n, k, (obs.age + 1)[:, None], obs.recs[:, None], admitted, obs)
 
 
 def _beta_binomial(n: int, a_a: np.ndarray, b_a: np.ndarray) -> np.ndarray:
@@ -344,7 +348,7 @@ def lookahead_options(curve_fn: Callable, x0: float, obs: Observation, cf: float
   `curve_fn(feat_bf) -> (a, s, c)` gives the model's curve at a state; it is called once at the
   items' current state and once per screen over all its click outcomes ([a * (screen+1)] rows).
   """
-  from gemb.coldstart.allocation import curve_prob
+  curve_prob = alloc_lib.curve_prob
   a_n = len(obs)
   static = obs.features_af
   feat = np.concatenate([static, engagement_features(obs)], 1)
@@ -366,8 +370,7 @@ def lookahead_options(curve_fn: Callable, x0: float, obs: Observation, cf: float
   kk = obs.clicks.astype(np.float64)
   weight, stop_gain, follow_x, follow_gain = [], [], [], []
   for x1 in screens:
-    clicks_k = np.arange(x1 + 1, dtype=np.float64)[None, :]
-    eng = _engagement_after(obs, float(x1), clicks_k, obs.age + 1)  # [a, K, E]
+    eng = _engagement_after(obs, x1, np.arange(x1 + 1))  # [a, K+1, E]
     st = np.broadcast_to(static[:, None, :], (a_n, x1 + 1, static.shape[1]))
     f1 = np.concatenate([st, eng], -1).reshape(a_n * (x1 + 1), -1).astype(np.float32)
     a1, s1, c1 = (np.asarray(v, np.float64).reshape(a_n, x1 + 1) for v in curve_fn(f1))
@@ -400,9 +403,9 @@ def allocate_lookahead(opts: LookaheadOptions, budget: float, cost_budget: float
     x, _ = opts.choose(lam * scale)
     return x, x.sum() / budget, ((opts.cost_rate * x).sum() / cost_budget if cost_budget else 0.0)
 
-  x0, t0, c0 = spend(0.0)
-  if t0 <= 1 and c0 <= 1:
-    return x0
+  x_free, t_free, c_free = spend(0.0)  # what every item would take if impressions were free
+  if t_free <= 1 and c_free <= 1:
+    return x_free
   lo, hi = 0.0, 1.0 / budget
   while max(spend(hi)[1:]) > 1:
     hi *= 2
