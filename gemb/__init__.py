@@ -21,6 +21,7 @@ _LAZY = {
     "load": "gemb.model", "Encoder": "gemb.model", "Text": "gemb.model", "Image": "gemb.model",
     "Audio": "gemb.model", "Video": "gemb.model", "Interleaved": "gemb.model",
     "load_image": "gemb.model", "load_audio": "gemb.model", "load_video": "gemb.model",
+    "load_pdf": "gemb.model",
 }
 
 
@@ -39,6 +40,6 @@ def __dir__():
 __all__ = [
     "Audio", "ConfigError", "DuplicateComponentError", "Encoder", "GembError", "Image", "InputError",
     "Interleaved", "Registry", "SpecError", "Text", "UnknownComponentError", "Video", "datasets",
-    "evaluators", "load", "load_audio", "load_image", "load_video", "loaded_plugins", "losses",
-    "parse_spec", "policies", "presets", "retrievers", "runners", "tokenizers",
+    "evaluators", "load", "load_audio", "load_image", "load_pdf", "load_video", "loaded_plugins",
+    "losses", "parse_spec", "policies", "presets", "retrievers", "runners", "tokenizers",
 ]

@@ -27,7 +27,7 @@ from gemb.errors import ConfigError, InputError
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
-from gemb.model.tokenizers import TEXT, PartTokens
+from gemb.model.tokenizers import MODALITY_NAMES, TEXT, PartTokens, interleave_by_time
 
 CONFIG_FILE, WEIGHTS_FILE = "gemb_model.json", "model.safetensors"
 
@@ -94,8 +94,15 @@ class Encoder:
   def _tokenize(self, items: Sequence[Any], task: str | None) -> list[_Packed]:
     if isinstance(items, (str, I.Text, I.Image, I.Audio, I.Video, I.Interleaved)):
       raise InputError("embed/prepare take a list of items; wrap a single item in a list.")
+    if items is None or isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
+      raise InputError(f"embed/prepare take a list of items, got {type(items).__name__}; e.g. "
+                       "enc.embed(['a text', gemb.Image(pixels)]).")
+    items = list(items)
     if task is not None and (not isinstance(task, str) or not task.strip()):
       raise InputError(f"task must be a non-empty string or None, got {task!r}.")
+    if task is not None:
+      self._check_prompt(task)
+    notes: list[str] = []  # what truncation cut, warned once per call
     parts_per_item = [list(I.as_parts(item, i)) for i, item in enumerate(items)]
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
@@ -114,10 +121,9 @@ class Encoder:
         elif isinstance(p, I.Image):
           row.append(self.image_tokenizer(I.check_image(p, where(j))))
         elif isinstance(p, I.Audio):
-          wave = I.check_audio(p, where(j), self.audio_tokenizer.sample_rates)
-          row.append(self.audio_tokenizer(wave, p.sample_rate))
+          row.append(self._audio_tokens(p, where(j), None, notes))
         else:
-          row.append(self.video_tokenizer(I.check_video(p, where(j))))
+          row.append(self._video_tokens(p, where(j), notes))
       if task is not None and not isinstance(parts[0], I.Text):
         slots.append((i, -1))
         texts.append(task_prompt(task).rstrip())
@@ -128,9 +134,56 @@ class Encoder:
         tokens[i].insert(0, part)
       else:
         tokens[i][j] = part
-    return [self._fit(i, row) for i, row in enumerate(tokens)]
+    flat = [[q for p in row for q in (p if isinstance(p, list) else [p])] for row in tokens]
+    packed = [self._fit(i, row, notes) for i, row in enumerate(flat)]
+    if notes:
+      more = f"; and {len(notes) - 8} more" if len(notes) > 8 else ""
+      warnings.warn(I.TruncationWarning(
+          f"{len(notes)} cut to fit the model (max_len={self.config.max_len} tokens, truncate="
+          f"True): {'; '.join(notes[:8])}{more}. Load the model with a larger max_len (or "
+          "shorten the inputs) to keep them whole."), stacklevel=3)
+    return packed
 
-  def _fit(self, index: int, parts: list[PartTokens]) -> _Packed:
+  def _check_prompt(self, task: str) -> None:
+    """A task prompt that leaves the query less than half of max_len is an error, not a cut."""
+    n = len(self.text_tokenizer.encode_batch([task_prompt(task)])[0])
+    budget = self.config.max_len - 2
+    if n > budget // 2:
+      raise InputError(
+          f"The task prompt for task={task[:40]!r}{'...' if len(task) > 40 else ''} takes {n} of "
+          f"the model's {budget} tokens per item, which would cut the query away; task names "
+          f"must leave at least half (here at most {budget // 2} tokens). Use a short task "
+          "name such as 'search result'.")
+
+  def _audio_tokens(self, a: I.Audio, where: str, max_seconds: float | None,
+                    notes: list[str]) -> PartTokens:
+    """An audio part's tokens; audio past the tokenizer's `max_seconds` (or `max_seconds`) is
+    cut with a note when truncating, else an InputError."""
+    tok = self.audio_tokenizer
+    wave = I.check_audio(a, where, tok.sample_rates)
+    limit = tok.max_seconds if max_seconds is None else min(tok.max_seconds, max_seconds)
+    keep, note = I.fit_seconds(len(wave), a.sample_rate, limit, self.config.truncate, where,
+                               "audio", "samples")
+    if note:
+      notes.append(f"{where}: {note}")
+    return tok(wave[:keep], a.sample_rate)
+
+  def _video_tokens(self, v: I.Video, where: str, notes: list[str]):
+    """A video's tokens; with a soundtrack, frames and audio interleaved in time order."""
+    tok = self.video_tokenizer
+    frames = I.check_video(v, where)
+    keep, note = I.fit_seconds(len(frames), float(v.fps), tok.max_seconds, self.config.truncate,
+                               where, "video", "frames")
+    if note:
+      notes.append(f"{where}: {note}")
+    vt = tok(frames[:keep], float(v.fps))
+    if v.audio is None:
+      return vt
+    span = tok.max_seconds if note is None else keep / float(v.fps)  # the frames kept
+    at = self._audio_tokens(v.audio, f"{where} (soundtrack)", span, notes)
+    return interleave_by_time([(vt, tok.time_step), (at, self.audio_tokenizer.time_step)])
+
+  def _fit(self, index: int, parts: list[PartTokens], notes: list[str] | None = None) -> _Packed:
     """Checks an item's length against max_len; truncates from the end when configured."""
     budget = self.config.max_len - 2
     n = sum(len(p) for p in parts)
@@ -140,11 +193,9 @@ class Encoder:
             f"Item {index} has {n + 2} tokens but the model allows {self.config.max_len}. Shorten "
             "it (fewer frames, shorter audio or text), or load the model with truncate=True, e.g. "
             f"gemb.model.load('{self.name or 'PRESET'}(truncate=True)').")
-      if not all(p.modality == TEXT for p in parts):  # text-only truncation is routine (as ST)
-        # One message per model size, so Python shows it once rather than once per item.
-        warnings.warn(f"Non-text items longer than max_len={self.config.max_len} tokens are "
-                      "truncated (long videos lose their last frames); load the model with a "
-                      "larger max_len to keep them whole.", stacklevel=4)
+      if notes is not None:
+        names = sorted({MODALITY_NAMES[p.modality] for p in parts})
+        notes.append(f"Item {index} ({'+'.join(names)}) kept {budget + 2} of {n + 2} tokens")
       kept, left = [], budget
       for p in parts:
         if left <= 0:
@@ -365,6 +416,36 @@ class Encoder:
             "config": dataclasses.asdict(self.config)}
     _atomic(directory, CONFIG_FILE,
             lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
+
+
+def media_max_len(enc: "Encoder") -> int:
+  """The max_len that holds a whole item of each media modality the model's tokenizers take: an
+  image, the longest audio (`max_seconds`), the longest video with a soundtrack as long; rounded
+  up to a power of two and capped at `max_positions`. Training may run at a shorter `seq_len`;
+  a saved model should keep at least this (see `keep_media_max_len`)."""
+  im, au, vi = enc.image_tokenizer, enc.audio_tokenizer, enc.video_tokenizer
+  h = w = getattr(im, "grid", 0)
+  image = h * w
+  audio = len(au(np.zeros(int(au.max_seconds * au.sample_rate), np.float32), au.sample_rate))
+  video = getattr(vi, "max_frames", 0) * getattr(vi, "grid", 0) ** 2
+  need = 2 + max(image, audio, video + audio)
+  return min(enc.config.max_positions, max(enc.config.max_len, _pow2(need)))
+
+
+def keep_media_max_len(enc: "Encoder") -> None:
+  """Raises `enc.config.max_len` to `media_max_len` (before saving a model trained at a short
+  seq_len, so the saved model does not cut audio or video it was trained on); warns when
+  max_positions cannot hold them."""
+  need = media_max_len(enc)
+  if need > enc.config.max_len:
+    enc.config = dataclasses.replace(enc.config, max_len=need)
+  au = enc.audio_tokenizer
+  n_audio = len(au(np.zeros(int(au.max_seconds * au.sample_rate), np.float32), au.sample_rate))
+  if n_audio + 2 > enc.config.max_len:
+    warnings.warn(I.TruncationWarning(
+        f"The model's max_positions={enc.config.max_positions} holds {enc.config.max_len - 2} "
+        f"tokens, fewer than the {n_audio} of {au.max_seconds:g} s of audio: longer items "
+        "will be cut."), stacklevel=2)
 
 
 def _atomic(directory: str, name: str, write) -> None:

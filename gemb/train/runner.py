@@ -20,6 +20,7 @@ from gemb.train import soup as soup_lib
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
+from gemb.model.encoder import keep_media_max_len
 
 
 def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
@@ -142,6 +143,7 @@ def train(cfg, run) -> dict:
     last_ckpt = ckpt
   if cfg.soup.method != "none" and last_ckpt is not None:
     summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals)
+  keep_media_max_len(encoder)  # trained at seq_len; the saved model must not cut its media
   if run.is_writer:
     encoder.save(str(run.workdir / "model"))
   summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
