@@ -165,7 +165,7 @@ def resize_rgb(x_hwc: np.ndarray, h: int, w: int) -> np.ndarray:
   if x.shape[:2] == (h, w):
     return x
   from PIL import Image as PILImage
-  im = PILImage.fromarray(np.ascontiguousarray(to_uint8(x)), mode="RGB")
+  im = PILImage.fromarray(np.ascontiguousarray(to_uint8(x)))  # [h, w, 3] uint8: RGB
   return np.asarray(im.resize((w, h), PILImage.BILINEAR))
 
 
@@ -403,7 +403,7 @@ def _load_video_file(p: pathlib.Path, fps, background, audio: bool, sample_rate:
   exe = _ffmpeg(p)
   import imageio_ffmpeg
   try:
-    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgba")
+    gen = imageio_ffmpeg.read_frames(str(p), pix_fmt="rgba", bpp=4)
     meta = next(gen)
     w, h = meta["size"]
     if max_pixels is not None and w * h > max_pixels:
