@@ -139,8 +139,8 @@ class Encoder:
     if notes:
       more = f"; and {len(notes) - 8} more" if len(notes) > 8 else ""
       warnings.warn(I.TruncationWarning(
-          f"{len(notes)} cut to fit the model (max_len={self.config.max_len} tokens, truncate="
-          f"True): {'; '.join(notes[:8])}{more}. Load the model with a larger max_len (or "
+          f"Truncated to fit the model (max_len={self.config.max_len} tokens, truncate=True): "
+          f"{'; '.join(notes[:8])}{more}. Load the model with a larger max_len (or "
           "shorten the inputs) to keep them whole."), stacklevel=3)
     return packed
 
