@@ -8,6 +8,7 @@ skipped (their last checkpoint is loaded), an unfinished one continues from its 
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import jax
@@ -16,11 +17,12 @@ from flax import nnx
 
 from gemb import registry, sharding
 from gemb.errors import ConfigError
+from gemb.model.encoder import keep_media_max_len
+from gemb.model.inputs import TruncationWarning
 from gemb.train import soup as soup_lib
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
-from gemb.model.encoder import keep_media_max_len
 
 
 def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
@@ -42,11 +44,22 @@ def _prepare_fn(encoder: Any, seq_len: int):
   compile. With several processes, each packs only its rows, so they agree on the largest
   (length, patch slots) first: the global array needs one shape.
   """
+  said = []
+
   def prepare(items, task):
     items = list(items)
-    batch = encoder.prepare(items, task)
-    if batch["token_ids"].shape[1] > seq_len:  # fits seq_len, or raises naming what is needed
-      batch = encoder.prepare(items, task, length=seq_len)
+    with warnings.catch_warnings(record=True) as cut:  # truncation: said once per run, below
+      warnings.simplefilter("always", TruncationWarning)
+      batch = encoder.prepare(items, task)
+      if batch["token_ids"].shape[1] > seq_len:  # fits seq_len, or raises naming what is needed
+        batch = encoder.prepare(items, task, length=seq_len)
+    for w in cut:
+      if not issubclass(w.category, TruncationWarning):
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+      elif not said:
+        said.append(1)
+        warnings.warn(TruncationWarning(f"{w.message} (training batches are cut like this "
+                                        "throughout; this is said once per run)"), stacklevel=2)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       shape = np.array([batch["token_ids"].shape[1], batch["patches"].shape[1]], np.int32)

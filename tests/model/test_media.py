@@ -301,3 +301,15 @@ def test_sequence_frames_of_different_sizes(tmp_path):
   PILImage.fromarray(np.zeros((16, 20, 3), np.uint8)).save(d / "001.png")
   with pytest.raises(InputError, match=r"001.png is 20×16 but .*000.png is 16×16"):
     gm.load_video(d)
+
+
+def test_training_batches_say_truncation_once_per_run():
+  from gemb.train.runner import _prepare_fn
+  prep = _prepare_fn(gm.load("tiny(truncate=True, max_len=32)"), seq_len=32)
+  long = ["y" * 100, "z" * 80]
+  with warnings.catch_warnings(record=True) as w:
+    warnings.simplefilter("always")
+    for _ in range(3):
+      assert prep(long, None)["token_ids"].shape == (2, 32)
+  cut = [x for x in w if issubclass(x.category, gm.TruncationWarning)]
+  assert len(cut) == 1 and "kept 32 of 102 tokens" in str(cut[0].message), [str(x.message) for x in w]
