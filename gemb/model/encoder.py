@@ -418,15 +418,19 @@ class Encoder:
             lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
 
 
+def _longest_audio_tokens(enc: "Encoder") -> int:
+  au = enc.audio_tokenizer
+  return len(au(np.zeros(int(au.max_seconds * au.sample_rate), np.float32), au.sample_rate))
+
+
 def media_max_len(enc: "Encoder") -> int:
   """The max_len that holds a whole item of each media modality the model's tokenizers take: an
   image, the longest audio (`max_seconds`), the longest video with a soundtrack as long; rounded
   up to a power of two and capped at `max_positions`. Training may run at a shorter `seq_len`;
   a saved model should keep at least this (see `keep_media_max_len`)."""
-  im, au, vi = enc.image_tokenizer, enc.audio_tokenizer, enc.video_tokenizer
-  h = w = getattr(im, "grid", 0)
-  image = h * w
-  audio = len(au(np.zeros(int(au.max_seconds * au.sample_rate), np.float32), au.sample_rate))
+  im, vi = enc.image_tokenizer, enc.video_tokenizer
+  image = getattr(im, "grid", 0) ** 2
+  audio = _longest_audio_tokens(enc)
   video = getattr(vi, "max_frames", 0) * getattr(vi, "grid", 0) ** 2
   need = 2 + max(image, audio, video + audio)
   return min(enc.config.max_positions, max(enc.config.max_len, _pow2(need)))
@@ -439,8 +443,7 @@ def keep_media_max_len(enc: "Encoder") -> None:
   need = media_max_len(enc)
   if need > enc.config.max_len:
     enc.config = dataclasses.replace(enc.config, max_len=need)
-  au = enc.audio_tokenizer
-  n_audio = len(au(np.zeros(int(au.max_seconds * au.sample_rate), np.float32), au.sample_rate))
+  au, n_audio = enc.audio_tokenizer, _longest_audio_tokens(enc)
   if n_audio + 2 > enc.config.max_len:
     warnings.warn(I.TruncationWarning(
         f"The model's max_positions={enc.config.max_positions} holds {enc.config.max_len - 2} "
