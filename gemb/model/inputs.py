@@ -204,7 +204,8 @@ def check_image(im: Image, where: str) -> np.ndarray:
 
 
 def _check_fps(fps, where: str) -> float:
-  if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, (int, float, np.integer, np.floating)):
+  number = (int, float, np.integer, np.floating)
+  if isinstance(fps, (bool, np.bool_)) or not isinstance(fps, number):
     raise InputError(f"{where}: Video fps must be a number (frames per second), got "
                      f"{type(fps).__name__} {fps!r}; e.g. gemb.Video(frames, fps=4.0).")
   if not (np.isfinite(fps) and fps > 0):
