@@ -7,6 +7,7 @@ splits.
 
 import os
 import re
+import unicodedata
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -33,7 +34,7 @@ def _disjoint(srcs):
 def test_openclipart_splits_sizes_and_captions():
   srcs = {s: gemb.datasets.build("openclipart", split=s) for s in SPLITS}
   _disjoint(srcs)
-  assert len(srcs["test"]) >= 1000 and len(srcs["validation"]) >= 300
+  assert len(srcs["test"]) >= 1000 and len(srcs["validation"]) >= 250
   for s, src in srcs.items():
     assert len(src) == src.card.sizes[s]
   test = srcs["test"]
@@ -143,5 +144,5 @@ def test_klettres_text_matches_sounds_xml():
     if os.path.isfile(xml):
       for s in ET.parse(xml).getroot().iter("sound"):
         names.setdefault(s.get("file"), s.get("name").strip())
-  for c in clips[::40]:
-    assert c["text"] == names[c["file"]]
+  for c in clips[::40]:  # the asset stores the NFC form (one code point per accented letter)
+    assert c["text"] == unicodedata.normalize("NFC", names[c["file"]])
