@@ -146,3 +146,17 @@ def test_klettres_text_matches_sounds_xml():
         names.setdefault(s.get("file"), s.get("name").strip())
   for c in clips[::40]:  # the asset stores the NFC form (one code point per accented letter)
     assert c["text"] == unicodedata.normalize("NFC", names[c["file"]])
+
+
+# -- wiring into the evaluators ----------------------------------------------------------------
+
+@pytest.mark.parametrize("kind,spec", [("mscoco", "openclipart(limit=40)"),
+                                       ("mscoco", "cldr-emoji-heldout(limit=40)"),
+                                       ("retrieval", "klettres(limit=40)")])
+def test_the_eval_recipes_kinds_load_them(kind, spec):
+  from gemb.evaluation.evaluators import PairedData, RetrievalData
+  from gemb.evaluation.runner import dataset_loader
+  data = dataset_loader(None)(dataset=spec, split="test", kind=kind)
+  assert isinstance(data, PairedData if kind == "mscoco" else RetrievalData)
+  n = len(data.items_b) if kind == "mscoco" else len(data.queries)
+  assert n == 40
