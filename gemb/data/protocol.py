@@ -65,10 +65,10 @@ def check_source(spec: str, source: Any, entry: Any = None) -> Any:
         "retrieval_task() (see gemb.data.protocol); wrap other data (ratings, tables) in its "
         "own module instead of gemb.datasets.")
   task = getattr(source, "task", None) or getattr(entry, "task", None)
-  if not isinstance(task, str) or not task:
+  if (not isinstance(task, str) or not task) and len(source) > 0:  # empty: nothing to prompt
     raise ConfigError(f"gemb.datasets entry {spec!r} declares no task: set `task = \"...\"` "
                       "(e.g. \"search result\") on the entry or its source.")
-  if getattr(source, "task", None) != task:
+  if task and getattr(source, "task", None) != task:
     source.task = task
   if not isinstance(source.card, DatasetCard):
     raise ConfigError(f"gemb.datasets entry {spec!r}: card is a {type(source.card).__name__}, "
