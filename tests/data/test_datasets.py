@@ -33,9 +33,10 @@ def test_splits_disjoint_and_sized(spec, sizes):
   for a, b in [("train", "validation"), ("train", "test"), ("validation", "test")]:
     assert not groups[a] & groups[b], (spec, a, b)
     assert not ids[a] & ids[b], (spec, a, b)
-  # Roughly 80/10/10 by group.
+  # Roughly 80/10/10 by group (spoken-names speaks every test emoji on purpose: test-heavy).
   total = sum(len(g) for g in groups.values())
-  assert 0.7 < len(groups["train"]) / total < 0.9
+  if spec != "spoken-names":
+    assert 0.7 < len(groups["train"]) / total < 0.9
 
 
 def same_item(a, b):
