@@ -153,6 +153,8 @@ class Registry:
     self._entries: dict[str, Entry] = {}
     self._discovered = False
     self._lock = threading.RLock()
+    # Called as validator(spec, built, registered_obj) after `build`; raises on a broken contract.
+    self.validator: Callable[[str, Any, Any], Any] | None = None
 
   def __repr__(self):
     return f"Registry({self.kind!r}, {len(self._entries)} registered)"
@@ -276,8 +278,12 @@ class Registry:
     return functools.partial(obj, *args, **kwargs)
 
   def build(self, spec: str, *args, **kwargs) -> Any:
-    """``get(spec)(*args, **kwargs)``: look up and instantiate/call in one step."""
-    return self.get(spec)(*args, **kwargs)
+    """``get(spec)(*args, **kwargs)``: look up and instantiate/call in one step, then the kind's
+    `validator` (e.g. the dataset protocol) checks what came out."""
+    out = self.get(spec)(*args, **kwargs)
+    if self.validator is not None:
+      self.validator(spec, out, self.entry(parse_spec(spec)[0]).obj)
+    return out
 
   def _unknown_message(self, name: str) -> str:
     known = sorted(self._entries)
@@ -319,6 +325,8 @@ retrievers = Registry("retrievers", "nearest-neighbour retrieval backends", ("ge
 policies = Registry("policies", "cold-start exploration policies", ("gemb.coldstart.policies",))
 presets = Registry("presets", "model presets: architecture + weights", ("gemb.model.presets",))
 datasets = Registry("datasets", "built-in and adapted datasets", ("gemb.data",))
+tfds_adapters = Registry("tfds_adapters", "map a raw TFDS example to a gemb pair dict",
+                         ("gemb.data.tfds",))
 evaluators = Registry("evaluators", "evaluators: embed function -> named metrics",
                       ("gemb.evaluation",))
 runners = Registry("runners", "run kinds that a recipe's `kind` selects (train, eval, ...)",
@@ -326,7 +334,8 @@ runners = Registry("runners", "run kinds that a recipe's `kind` selects (train, 
                     "gemb.quickstart"))
 
 ALL: dict[str, Registry] = {r.kind: r for r in (
-    tokenizers, losses, retrievers, policies, presets, datasets, evaluators, runners)}
+    tokenizers, losses, retrievers, policies, presets, datasets, tfds_adapters, evaluators,
+    runners)}
 
 
 def registry_for(kind: str) -> Registry:

@@ -29,8 +29,11 @@ FONT_PATH = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 NEEDS = {
     "emoji.npz": ("emoji", "clips", "interleaved", "spoken-names (image targets)"),
     "speech.npz": ("spoken-names",),
+    "openclipart.npz": ("openclipart",),
+    "klettres.npz": ("klettres",),
+    "cldr_emoji.json.gz": ("cldr-emoji", "cldr-emoji-heldout"),
 }
-NEED_NOTHING = ("code", "text-pairs", "movielens-100k (with recbole installed)")
+NEED_NOTHING = ("code", "text-pairs", "coco, flickr30k, msrvtt and beir (your own files)")
 
 
 class MissingAssetError(InputError):
@@ -149,8 +152,8 @@ def check_espeak() -> str:
   exe = shutil.which("espeak-ng")
   if exe is None:
     raise MissingAssetError(
-        "espeak-ng is not installed; it is needed to synthesize speech beyond the committed "
-        "clips (spoken-names with synthesize=True) and to rebuild speech.npz. Install it with "
+        "espeak-ng is not installed; it is needed to synthesize new speech "
+        "(gemb.data.assets.synthesize) and to rebuild speech.npz. Install it with "
         "`apt-get install espeak-ng`. spoken-names still works from the committed clips, and "
         f"{', '.join(NEED_NOTHING)}, emoji, clips and interleaved need no audio.")
   return exe

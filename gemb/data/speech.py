@@ -1,7 +1,8 @@
 """spoken-names: emoji names spoken by espeak-ng (audio -> text, or audio -> emoji image).
 
-440 clips (about 10 minutes, 16 kHz Ogg/Opus) ship in ``assets/speech.npz``: 320 English names
-and 40 each in German, French and Spanish. espeak-ng (GPL-3, Debian ``espeak-ng``) synthesized
+1,153 clips (about 26 minutes, 16 kHz Ogg/Opus) ship in ``assets/speech.npz``: 320 English names
+and 40 each in German, French and Spanish spread over all emoji, plus every test-split emoji in
+those four languages (so the test split has 776 queries). espeak-ng (GPL-3, Debian ``espeak-ng``) synthesized
 them; the build script regenerates them. Each clip's split is its emoji's split (see `emoji`), so
 no emoji crosses splits between datasets.
 """
@@ -21,7 +22,7 @@ from gemb.data.emoji import bank
 from gemb.errors import ConfigError, InputError
 
 REBUILD = "apt-get install espeak-ng && pip install scipy && python tools/build_speech_assets.py"
-SIZES = {"train": 335, "validation": 42, "test": 63}
+SIZES = {"train": 335, "validation": 42, "test": 776}
 
 
 @functools.lru_cache(maxsize=2048)
