@@ -27,6 +27,7 @@ import numpy as np
 from gemb import config as config_lib
 from gemb import registry
 from gemb.errors import ConfigError
+from gemb.io import atomic_write
 
 TRACKED_PACKAGES = ("gemb", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
                     "tensorflow-datasets", "scann", "numpy", "ml-collections")
@@ -75,14 +76,7 @@ def _jsonable(x: Any) -> Any:
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   """Writes JSON so that a crash leaves either the old file or the new one, never half of one."""
-  path = pathlib.Path(path)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-  with open(tmp, "w") as f:
-    json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
-    f.write("\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  atomic_write(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
 class Run:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Sequence
 
@@ -24,6 +23,7 @@ from flax import nnx
 
 import gemb.registry
 from gemb.errors import ConfigError, InputError
+from gemb.io import atomic_write
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
@@ -360,23 +360,10 @@ class Encoder:
     os.makedirs(directory, exist_ok=True)
     flat = {"/".join(map(str, k)): np.asarray(v.get_value())
             for k, v in nnx.to_flat_state(nnx.state(self.model, nnx.Param))}
-    _atomic(directory, WEIGHTS_FILE, lambda p: save_file(flat, p))
+    atomic_write(os.path.join(directory, WEIGHTS_FILE), lambda p: save_file(flat, p))
     meta = {"format": "gemb-model-1", "name": self.name,
             "config": dataclasses.asdict(self.config)}
-    _atomic(directory, CONFIG_FILE,
-            lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
-
-
-def _atomic(directory: str, name: str, write) -> None:
-  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-  os.close(fd)
-  try:
-    write(tmp)
-    os.replace(tmp, os.path.join(directory, name))
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+    atomic_write(os.path.join(directory, CONFIG_FILE), json.dumps(meta, indent=2))
 
 
 def load(preset_or_dir: str, *, seed: int = 0) -> Encoder:

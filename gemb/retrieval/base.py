@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from gemb.errors import InputError
+from gemb.io import atomic_write, fsync_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "MANIFEST.json"
@@ -175,13 +176,7 @@ class Index(abc.ABC):
       os.replace(tmp, path / data)
       manifest = {"format_version": FORMAT_VERSION, "backend": self.backend, "data": data,
                   "dim": self.dim, "size": len(self), "params": extra or {}}
-      mtmp = path / f".{MANIFEST}.tmp-{data}"
-      with open(mtmp, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(mtmp, path / MANIFEST)
-      _fsync_dir(path)
+      atomic_write(path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise
@@ -253,22 +248,9 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path
   return manifest, data_dir
 
 
-def _fsync_dir(path: pathlib.Path) -> None:
-  try:
-    fd = os.open(path, os.O_RDONLY)
-  except OSError:
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
-
-
 def _fsync_tree(root: pathlib.Path) -> None:
   for p in sorted(root.rglob("*")):
     if p.is_file():
       with open(p, "rb") as f:
         os.fsync(f.fileno())
-  _fsync_dir(root)
+  fsync_dir(root)

@@ -22,6 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gemb import registry, sharding
 from gemb.errors import ConfigError, GembError
+from gemb.io import atomic_path
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 
@@ -340,9 +341,7 @@ def plot_curves(metrics_path, out_path) -> bool:
     ax.set_title(k, fontsize=9)
     ax.set_xlabel("step")
   fig.tight_layout()
-  tmp = str(out_path) + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
+  with atomic_path(out_path) as tmp:
+    fig.savefig(tmp, dpi=80)
   plt.close(fig)
-  import os
-  os.replace(tmp, out_path)
   return True
