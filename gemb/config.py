@@ -173,7 +173,7 @@ def _convert(key: str, raw: str, current: Any) -> Any:
 def _literal_or_str(raw: str) -> Any:
   try:
     return ast.literal_eval(raw.strip())
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError):
     return raw.strip()
 
 
@@ -195,6 +195,9 @@ def apply_overrides(cfg: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
                           f"Valid keys: {', '.join(valid)}.")
       if depth < len(parents):
         node = node[part]
+    if not isinstance(node[leaf], str):  # strings are taken as they are, never parsed
+      from gemb.registry import check_literal_size
+      check_literal_size(raw, f"--set {key}", ConfigError)
     value = _convert(key, raw, node[leaf])
     try:
       node[leaf] = value
