@@ -107,6 +107,14 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
   return summary
 
 
+def _check_quickstart_config(cfg) -> None:
+  from gemb.train.runner import check_train_config
+  check_train_config(cfg.train)
+
+
+quickstart.check_config = _check_quickstart_config
+
+
 def summary_table(summary: dict[str, Any], dim: str) -> str:
   lines = [f"Retrieval on held-out test splits (main metric x 100, dim {dim}, ScaNN):", "",
            "| task | metric | untrained | trained |", "|---|---|---:|---:|"]

@@ -6,6 +6,11 @@ Every run writes into its workdir:
 * ``run.json``: metadata (package versions, plugins loaded, devices, git commit, status);
 * ``metrics.jsonl``: one JSON object a line, appended as the run goes.
 
+The workdir is checked before anything is written (`check_workdir`): a folder holding a run of
+another config or kind is refused untouched; one holding this config resumes, its earlier
+``run.json`` kept under ``history``, its log continued (a torn last line cut, lines already
+logged not repeated, the clock continuing).
+
 Only process 0 writes, so the same code runs in one process or in many.
 """
 
@@ -20,6 +25,7 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -79,6 +85,135 @@ def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   atomic_write(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
 
 
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl; a torn or malformed line (a run killed mid-write) is
+  dropped with a warning instead of failing whoever reads the log."""
+  try:
+    with open(path, "rb") as f:
+      raw = f.read()
+  except FileNotFoundError:
+    return []
+  records, bad = [], 0
+  for line in raw.split(b"\n"):
+    if not line.strip():
+      continue
+    try:
+      rec = json.loads(line.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+      rec = None
+    if isinstance(rec, dict):
+      records.append(rec)
+    else:
+      bad += 1
+  if bad:
+    warnings.warn(f"{path}: dropped {bad} torn or malformed line(s) (a run killed while "
+                  "writing?).", RuntimeWarning, stacklevel=2)
+  return records
+
+
+def _repair_log(path: pathlib.Path) -> None:
+  """Cuts a torn last line (no newline: the writer was killed mid-line) so that new records
+  start on a line of their own."""
+  try:
+    with open(path, "rb+") as f:
+      raw = f.read()
+      if raw and not raw.endswith(b"\n"):
+        keep = raw.rfind(b"\n") + 1
+        warnings.warn(f"{path}: dropping a torn last line ({len(raw) - keep} bytes) left by a "
+                      "killed run.", RuntimeWarning, stacklevel=3)
+        f.truncate(keep)
+  except FileNotFoundError:
+    pass
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+  if not isinstance(d, dict):
+    return {prefix.rstrip("."): d}
+  out: dict[str, Any] = {}
+  for k, v in d.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+WORKDIR_RECORDS = ("run.json", "metrics.jsonl", "summary.json", "ckpt", "model")
+
+
+def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> list[dict]:
+  """Checks, before anything is written, that `workdir` can hold this run: a usable folder path,
+  and either new, or holding a run of exactly this config (which then resumes). Raises
+  ConfigError naming the differing keys otherwise, leaving the folder untouched. Returns the
+  earlier attempts recorded in its run.json (kept as the new run.json's "history")."""
+  path = pathlib.Path(workdir)
+  for p in (path, *path.parents):
+    if p.exists() or p.is_symlink():
+      if not p.is_dir():
+        raise ConfigError(f"--workdir {path}: {p} is {'a file' if p.is_file() else 'not a folder'}"
+                          "; pick another --workdir.")
+      if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {path}: cannot write in {p} (permission denied or a "
+                          "read-only file system); pick another --workdir.")
+      break
+  if not path.is_dir():  # prove it can be made (a read-only mount passes os.access), then undo
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+      path.mkdir(parents=True)
+    except OSError as e:
+      raise ConfigError(f"--workdir {path} cannot be created ({e.strerror or e}); pick another "
+                        "--workdir.") from None
+    for p in made:
+      try:
+        p.rmdir()
+      except OSError:
+        break
+    return []
+  cfg_path = path / "config.json"
+  if not cfg_path.exists():
+    found = [n for n in WORKDIR_RECORDS if (path / n).exists()]
+    if found:
+      raise ConfigError(f"--workdir {path} holds {', '.join(found)} but no config.json, so it "
+                        "cannot be checked or resumed; it was left untouched. Use a fresh "
+                        "--workdir.")
+    return []
+  try:
+    old = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    if not isinstance(old, dict):
+      raise ValueError("not a JSON object")
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{cfg_path} is damaged ({e}); the workdir cannot be resumed. Use a fresh "
+                      "--workdir.") from None
+  new = json.loads(json.dumps(_jsonable(cfg.to_dict())))
+  a, b = _flat(old), _flat(new)
+  diff = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+  if diff:
+    shown = "; ".join(f"{k}: {a.get(k, '<absent>')!r} there, {b.get(k, '<absent>')!r} now"
+                      for k in diff[:4])
+    more = f" (and {len(diff) - 4} more)" if len(diff) > 4 else ""
+    kind = old.get("kind", "?")
+    raise ConfigError(
+        f"--workdir {path} holds a {kind!r} run of another config; {len(diff)} key(s) differ: "
+        f"{shown}{more}. It was left untouched: resume with the same settings, or use a fresh "
+        "--workdir.")
+  history: list[dict] = []
+  try:
+    prev = json.loads((path / "run.json").read_bytes().decode("utf-8"))
+    if isinstance(prev, dict):
+      history = list(prev.pop("history", []) or [])[-19:] + [prev]
+  except (OSError, ValueError, UnicodeDecodeError):
+    pass
+  return history
+
+
+def check_model_refs(cfg: config_lib.ConfigDict) -> None:
+  """A config's `model` that names a folder is checked now (without jax), not after imports."""
+  from gemb import model_folder
+  ref = cfg.get("model") if "model" in cfg else None
+  if model_folder.looks_like_folder(ref):
+    model_folder.check_folder(os.path.expanduser(os.fspath(ref)))
+
+
 class Run:
   """A run's workdir and logs; passed to the runner that a recipe's ``kind`` selects."""
 
@@ -94,8 +229,15 @@ class Run:
       is_writer = jax.process_index() == 0
     self.is_writer = is_writer
     self.started = time.time()
+    self._clock = 0.0  # a resumed run's clock continues from the log's last time
+    self._seen: set[str] = set()  # records already logged (a resumed run repeats none of them)
     if self.is_writer:
       self.workdir.mkdir(parents=True, exist_ok=True)
+      _repair_log(self.metrics_path)
+      for rec in read_metrics(self.metrics_path):
+        t = rec.pop("time", 0.0)
+        self._clock = max(self._clock, t if isinstance(t, (int, float)) else 0.0)
+        self._seen.add(json.dumps(rec, sort_keys=True))
     self.tensorboard = tensorboard
     self._tb = None
     if tensorboard and self.is_writer:
@@ -114,12 +256,21 @@ class Run:
     """Appends one record to metrics.jsonl (process 0 only)."""
     if not self.is_writer:
       return
-    record = {"time": round(time.time() - self.started, 3)}
+    record: dict[str, Any] = {}
     if step is not None:
       record["step"] = int(step)
     record.update(_jsonable(metrics))
-    with open(self.metrics_path, "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
+    key = json.dumps(record, sort_keys=True)
+    if key in self._seen:  # logged before the run was interrupted and resumed
+      return
+    self._seen.add(key)
+    record["time"] = round(self._clock + time.time() - self.started, 3)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:  # one write of one whole line: a kill leaves at most a torn last line, cut next time
+      os.write(fd, line)
+    finally:
+      os.close(fd)
     if self._tb is not None:
       for name, value in record.items():
         if name not in ("time", "step") and isinstance(value, (int, float)) and \
@@ -206,26 +357,32 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
 
   `tensorboard=True` mirrors the metrics into ``WORKDIR/tensorboard/`` (needs tensorboardX).
   """
-  init_distributed()
   recipe = config_lib.find_recipe(ref)
   cfg = config_lib.load_config(recipe)
   config_lib.apply_overrides(cfg, overrides)
-  runner = registry.runners.get(cfg.kind)
+  # Everything that can be checked is checked before jax is imported and before the first write.
+  check_model_refs(cfg)
   if workdir is None:
-    import jax
-    if jax.process_count() > 1:
+    if os.environ.get("GEMB_COORDINATOR"):
       raise ConfigError("A multi-process run needs --workdir: every process must write its "
                         "checkpoints to the same (shared) folder.")
     workdir = default_workdir(recipe)
+  history = check_workdir(workdir, cfg)
+  runner = registry.runners.get(cfg.kind)
+  check_config = getattr(runner, "check_config", None)
+  if check_config is not None:  # the run kind's typed schema: every stage, loss, optimizer value
+    check_config(cfg)
+  init_distributed()
   run = Run(cfg, workdir, recipe, tensorboard=tensorboard)
   run.write_json("config.json", cfg.to_dict())
-  run.write_json("run.json", run.metadata("running"))
+  run.write_json("run.json", run.metadata("running", history=history))
   try:
     summary = runner(cfg, run)
   except BaseException as e:
-    run.write_json("run.json", run.metadata("failed", error=f"{type(e).__name__}: {e}"))
+    run.write_json("run.json", run.metadata("failed", error=f"{type(e).__name__}: {e}",
+                                            history=history))
     raise
   finally:
     run.close()
-  run.write_json("run.json", run.metadata("completed"))
+  run.write_json("run.json", run.metadata("completed", history=history))
   return summary
