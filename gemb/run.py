@@ -186,7 +186,8 @@ def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> lis
                       "--workdir.") from None
   new = json.loads(json.dumps(_jsonable(cfg.to_dict())))
   a, b = _flat(old), _flat(new)
-  diff = sorted(k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>"))
+  diff = sorted((k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")),
+                key=lambda k: (k != "kind", k))  # another kind of run first
   if diff:
     shown = "; ".join(f"{k}: {a.get(k, '<absent>')!r} there, {b.get(k, '<absent>')!r} now"
                       for k in diff[:4])
