@@ -32,7 +32,7 @@ import numpy as np
 
 from gemb import config as config_lib
 from gemb import registry
-from gemb.errors import ConfigError
+from gemb.errors import ConfigError, GembError
 from gemb.io import atomic_write
 
 TRACKED_PACKAGES = ("gemb", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
@@ -139,6 +139,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 
 
 WORKDIR_RECORDS = ("run.json", "metrics.jsonl", "summary.json", "ckpt", "model")
+LOG_ONLY = ("config.json", "run.json", "metrics.jsonl", "tensorboard")
 
 
 def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> list[dict]:
@@ -156,6 +157,8 @@ def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> lis
         raise ConfigError(f"--workdir {path}: cannot write in {p} (permission denied or a "
                           "read-only file system); pick another --workdir.")
       break
+  if not path.is_dir() and _coordinator()[2] != 0:  # other processes leave the folder to
+    return []                                         # process 0 (no race on mkdir/rmdir)
   if not path.is_dir():  # prove it can be made (a read-only mount passes os.access), then undo
     made = [p for p in (path, *path.parents) if not p.exists()]
     try:
@@ -188,31 +191,42 @@ def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> lis
   a, b = _flat(old), _flat(new)
   diff = sorted((k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")),
                 key=lambda k: (k != "kind", k))  # another kind of run first
-  if diff:
-    shown = "; ".join(f"{k}: {a.get(k, '<absent>')!r} there, {b.get(k, '<absent>')!r} now"
-                      for k in diff[:4])
-    more = f" (and {len(diff) - 4} more)" if len(diff) > 4 else ""
-    kind = old.get("kind", "?")
-    raise ConfigError(
-        f"--workdir {path} holds a {kind!r} run of another config; {len(diff)} key(s) differ: "
-        f"{shown}{more}. It was left untouched: resume with the same settings, or use a fresh "
-        "--workdir.")
-  history: list[dict] = []
+  prev: dict = {}
   try:
     prev = json.loads((path / "run.json").read_bytes().decode("utf-8"))
-    if isinstance(prev, dict):
-      history = list(prev.pop("history", []) or [])[-19:] + [prev]
+    prev = prev if isinstance(prev, dict) else {}
   except (OSError, ValueError, UnicodeDecodeError):
     pass
+  history = list(prev.pop("history", []) or [])[-19:] + ([prev] if prev else [])
+  # A run that failed before producing anything (a bad value its runner found) may be replaced;
+  # its config stays in the history.
+  produced = [p.name for p in path.iterdir() if p.name not in LOG_ONLY]
+  if diff and prev.get("status") == "failed" and not produced:
+    history[-1]["config"] = old
+    return history
+  if diff:
+    shown = "; ".join(f"{k} is {a.get(k, '<absent>')!r} there but {b.get(k, '<absent>')!r} now"
+                      for k in diff[:4])
+    more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
+    raise ConfigError(
+        f"--workdir {path} holds a {old.get('kind', '?')!r} run of another config ({shown}{more})."
+        " It was left untouched: resume with the same settings, or use a fresh --workdir.")
   return history
 
 
+MODEL_KEYS = ("model", "embedder")  # config keys whose string value may name a model folder
+
+
 def check_model_refs(cfg: config_lib.ConfigDict) -> None:
-  """A config's `model` that names a folder is checked now (without jax), not after imports."""
+  """Every `model` / `embedder` setting (nested ones too) that names a folder is checked now,
+  without jax, instead of after minutes of imports and work."""
   from gemb import model_folder
-  ref = cfg.get("model") if "model" in cfg else None
-  if model_folder.looks_like_folder(ref):
-    model_folder.check_folder(os.path.expanduser(os.fspath(ref)))
+  for key, value in config_lib.flat_items(cfg).items():
+    if key.rsplit(".", 1)[-1] in MODEL_KEYS and model_folder.looks_like_folder(value):
+      try:
+        model_folder.check_folder(os.path.expanduser(os.fspath(value)))
+      except GembError as e:
+        raise type(e)(f"{key}: {e}") from None
 
 
 class Run:
@@ -329,6 +343,18 @@ def default_workdir(recipe: config_lib.Recipe) -> pathlib.Path:
   return pathlib.Path("runs") / name / stamp
 
 
+def _coordinator() -> tuple[str | None, int, int]:
+  """GEMB_COORDINATOR, GEMB_NUM_PROCESSES, GEMB_PROCESS_ID, checked (no jax needed)."""
+  address = os.environ.get("GEMB_COORDINATOR")
+  if not address or address == "auto":
+    return address, 0, 0
+  try:
+    return address, int(os.environ["GEMB_NUM_PROCESSES"]), int(os.environ["GEMB_PROCESS_ID"])
+  except (KeyError, ValueError):
+    raise ConfigError("GEMB_COORDINATOR is set, so GEMB_NUM_PROCESSES and GEMB_PROCESS_ID must "
+                      "be integers too (e.g. 2 and 0 on the first process).") from None
+
+
 def init_distributed() -> None:
   """Joins a multi-process run when GEMB_COORDINATOR is set (host:port of process 0).
 
@@ -336,18 +362,13 @@ def init_distributed() -> None:
   the collectives go through gloo. On TPU pods and SLURM clusters jax can find the peers itself:
   set GEMB_COORDINATOR=auto. Must run before anything asks jax for its devices.
   """
-  address = os.environ.get("GEMB_COORDINATOR")
+  address, num, pid = _coordinator()
   if not address:
     return
   import jax
   if address == "auto":
     jax.distributed.initialize()
     return
-  try:
-    num, pid = int(os.environ["GEMB_NUM_PROCESSES"]), int(os.environ["GEMB_PROCESS_ID"])
-  except (KeyError, ValueError):
-    raise ConfigError("GEMB_COORDINATOR is set, so GEMB_NUM_PROCESSES and GEMB_PROCESS_ID must "
-                      "be integers too (e.g. 2 and 0 on the first process).") from None
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # affects CPU devices only
   jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
 
@@ -358,6 +379,7 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
 
   `tensorboard=True` mirrors the metrics into ``WORKDIR/tensorboard/`` (needs tensorboardX).
   """
+  _coordinator()
   recipe = config_lib.find_recipe(ref)
   cfg = config_lib.load_config(recipe)
   config_lib.apply_overrides(cfg, overrides)

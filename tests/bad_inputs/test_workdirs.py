@@ -32,9 +32,10 @@ def done(finished, tmp_path):
 
 
 REFUSED = {  # second command -> (text the error names)
-    "another setting": (["run", f"{HELLO}:tiny", "--set", "slope=3.0"], "slope: 2.0 there, 3.0"),
-    "another variant": (["run", HELLO], "steps: 60 there, 200 now"),
-    "another kind": (["run", "train:tiny"], "kind: 'hello_fit' there, 'train' now"),
+    "another setting": (["run", f"{HELLO}:tiny", "--set", "slope=3.0"],
+                        "(slope is 2.0 there but 3.0 now)"),
+    "another variant": (["run", HELLO], "steps is 60 there but 200 now"),
+    "another kind": (["run", "train:tiny"], "(kind is 'hello_fit' there but 'train' now"),
     "cold start on it": (["run", "coldstart:tiny"], "holds a 'hello_fit' run of another config"),
 }
 
