@@ -59,6 +59,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from gemb.io import atomic_write
+
 # OpenMP threads (faiss) that spin while waiting starve everything else on a shared CPU.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
@@ -438,9 +440,7 @@ def real_embeddings(n: int, cache: pathlib.Path, log) -> np.ndarray:
   emb = enc.embed(texts, batch_size=128)
   log(f"  embedded in {time.perf_counter() - t:.1f}s -> {emb.shape}")
   cache.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp.npy")
-  np.save(tmp, emb)
-  os.replace(tmp, path)
+  atomic_write(path, lambda tmp: np.save(tmp, emb))
   return emb
 
 

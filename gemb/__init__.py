@@ -25,7 +25,13 @@ _LAZY = {
 }
 
 
+# Subpackages reachable as attributes after a plain `import gemb` (gemb.retrieval.load_index).
+_SUBPACKAGES = ("coldstart", "data", "evaluation", "io", "model", "retrieval", "train")
+
+
 def __getattr__(name):
+  if name in _SUBPACKAGES:
+    return importlib.import_module(f"gemb.{name}")
   if name in _LAZY:
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
@@ -34,7 +40,7 @@ def __getattr__(name):
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_LAZY))
+  return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
 
 
 __all__ = [

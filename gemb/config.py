@@ -173,7 +173,7 @@ def _convert(key: str, raw: str, current: Any) -> Any:
 def _literal_or_str(raw: str) -> Any:
   try:
     return ast.literal_eval(raw.strip())
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError):
     return raw.strip()
 
 
@@ -195,9 +195,117 @@ def apply_overrides(cfg: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
                           f"Valid keys: {', '.join(valid)}.")
       if depth < len(parents):
         node = node[part]
+    if not isinstance(node[leaf], str):  # strings are taken as they are, never parsed
+      from gemb.registry import check_literal_size
+      check_literal_size(raw, f"--set {key}", ConfigError)
     value = _convert(key, raw, node[leaf])
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:
       raise ConfigError(f"--set {item}: {e}") from None
   return cfg
+
+
+# -- typed sections: one dataclass-from-config helper ------------------------------------------
+
+def _type_name(tp: Any) -> str:
+  return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(where: str, tp: Any, value: Any) -> Any:
+  """`value` converted to annotation `tp` (lists to tuples), or ConfigError naming `where`."""
+  import collections.abc
+  import math
+  import types
+  import typing
+  origin, args = typing.get_origin(tp), typing.get_args(tp)
+  if tp is Any or tp is object:
+    return value
+  if origin in (typing.Union, types.UnionType):
+    for a in args:
+      try:
+        return _check_value(where, a, value)
+      except ConfigError:
+        continue
+    raise ConfigError(f"{where}={value!r}: expected {' or '.join(_type_name(a) for a in args)}.")
+  if tp is type(None):
+    if value is None:
+      return None
+    raise ConfigError(f"{where}={value!r}: expected None.")
+  if tp is bool:
+    if isinstance(value, (bool, np_bool())):
+      return bool(value)
+    raise ConfigError(f"{where}={value!r}: expected true or false (a bool), not "
+                      f"{type(value).__name__}.")
+  if tp is int:
+    if isinstance(value, bool) or not _is_int(value):
+      raise ConfigError(f"{where}={value!r}: expected an integer.")
+    return int(value)
+  if tp is float:
+    if isinstance(value, bool) or not (_is_int(value) or isinstance(value, float)):
+      raise ConfigError(f"{where}={value!r}: expected a number.")
+    if not math.isfinite(float(value)):
+      raise ConfigError(f"{where}={value!r}: expected a finite number.")
+    return float(value)
+  if tp is str:
+    if isinstance(value, str):
+      return value
+    raise ConfigError(f"{where}={value!r}: expected a string.")
+  if origin in (tuple, list, collections.abc.Sequence):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+      raise ConfigError(f"{where}={value!r}: expected a tuple/list.")
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+      if len(args) != len(value):
+        raise ConfigError(f"{where}={value!r}: expected {len(args)} items.")
+      return tuple(_check_value(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    item = args[0] if args else Any
+    return tuple(_check_value(f"{where}[{i}]", item, v) for i, v in enumerate(value))
+  if origin in (dict, collections.abc.Mapping):
+    if not isinstance(value, collections.abc.Mapping):
+      raise ConfigError(f"{where}={value!r}: expected a mapping.")
+    return dict(value)
+  if isinstance(tp, type) and not isinstance(value, tp):
+    raise ConfigError(f"{where}={value!r}: expected {tp.__name__}.")
+  return value
+
+
+def np_bool() -> type:
+  try:
+    import numpy
+    return numpy.bool_
+  except ImportError:  # pragma: no cover
+    return bool
+
+
+def _is_int(value: Any) -> bool:
+  import numbers
+  return isinstance(value, numbers.Integral)
+
+
+def dataclass_from(cls: type, values: Any, *, where: str, **fixed: Any) -> Any:
+  """`cls(**values)` for a config section, checked: `values` must be a mapping (a ConfigDict or a
+  dict) whose keys are `cls`'s fields (an unknown key is an error naming it and the known ones)
+  and whose values have the annotated types (ints, finite floats, bools, strings, tuples; lists
+  become tuples). `fixed` adds values the caller decides. Errors in `cls`'s own checks
+  (`__post_init__`) come back as ConfigError prefixed with `where`."""
+  import typing
+  if isinstance(values, ConfigDict):
+    values = values.to_dict()
+  if not isinstance(values, dict):
+    raise ConfigError(f"{where}: expected a group of settings (a dict), got "
+                      f"{type(values).__name__} {values!r}.")
+  fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+  unknown = sorted(set(values) - set(fields))
+  if unknown:
+    close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}.{hint} "
+                      f"Known keys: {', '.join(sorted(fields))}.")
+  hints = typing.get_type_hints(cls)
+  kwargs = {k: _check_value(f"{where}.{k}", hints.get(k, Any), v) for k, v in values.items()}
+  try:
+    return cls(**kwargs, **fixed)
+  except ConfigError as e:
+    raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"{where}: {e}") from None

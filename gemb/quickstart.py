@@ -13,6 +13,7 @@ from typing import Any
 from gemb import registry
 from gemb.evaluation.runner import evaluate_model, write_report
 from gemb.evaluation.suite import format_table
+from gemb.io import atomic_write
 from gemb.run import Run
 
 
@@ -98,12 +99,20 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
             trained=summary["retrieval_trained"][task])
   table = summary_table(summary, full)
   if run.is_writer:
-    (run.workdir / "report.md").write_text(
+    atomic_write(run.workdir / "report.md",
         "# gemb quickstart\n\n" + table + "\n\n## Trained model, every dim\n\n" +
         format_table(after) + "\n")
   run.write_json("summary.json", summary)
   print("\n" + table, flush=True)
   return summary
+
+
+def _check_quickstart_config(cfg) -> None:
+  from gemb.train.runner import check_train_config
+  check_train_config(cfg.train)
+
+
+quickstart.check_config = _check_quickstart_config
 
 
 def summary_table(summary: dict[str, Any], dim: str) -> str:

@@ -12,13 +12,13 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from typing import Any
 
 import numpy as np
 
 from gemb.errors import InputError
+from gemb.io import atomic_open
 
 ASSET_DIR = os.path.join(os.path.dirname(__file__), "assets")
 EMOJI_FILE = os.path.join(ASSET_DIR, "emoji.npz")
@@ -55,13 +55,8 @@ def write_blob_store(path: str, blob_key: str, blobs: list[bytes], meta: dict[st
   arrays = [np.frombuffer(b, np.uint8) for b in blobs]
   offsets = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
   meta_u8 = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), np.uint8)
-  out_dir = os.path.dirname(os.path.abspath(path))
-  os.makedirs(out_dir, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
-  with os.fdopen(fd, "wb") as f:
+  with atomic_open(path, "wb") as f:
     np.savez_compressed(f, **{blob_key: np.concatenate(arrays)}, offsets=offsets, meta=meta_u8)
-  os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-  os.replace(tmp, path)
 
 
 class BlobStore:

@@ -15,6 +15,7 @@ import numpy as np
 
 from gemb import registry
 from gemb.errors import ConfigError
+from gemb.io import atomic_write
 from gemb.evaluation import plots
 from gemb.evaluation.evaluators import PairedData, RetrievalData
 from gemb.evaluation.suite import build_suite, evaluate_suite, format_table
@@ -148,7 +149,7 @@ def write_report(workdir: pathlib.Path, report: Mapping[str, Any], suite: Mappin
   if not is_writer:
     return
   workdir = pathlib.Path(workdir)
-  (workdir / "report.md").write_text(
+  atomic_write(workdir / "report.md",
       (f"# {title or 'Evaluation of ' + str(report.get('model', ''))}\n\n") + format_table(report)
       + "\n")
   if len([d for d in report["dims"] if d != "full"]) >= 1:

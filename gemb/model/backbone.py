@@ -49,10 +49,36 @@ class ModelConfig:
   matmul_dtype: str = "float32"
 
   def __post_init__(self):
-    object.__setattr__(self, "mrl_dims", tuple(self.mrl_dims))
-    object.__setattr__(self, "length_buckets", tuple(self.length_buckets))
-    if self.matmul_dtype not in ("float32", "bfloat16"):
-      raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; use 'float32' or 'bfloat16'.")
+    import typing
+    from gemb.config import _check_value
+    hints = typing.get_type_hints(type(self))
+    for f in dataclasses.fields(self):  # types first (lists become tuples), then ranges
+      object.__setattr__(self, f.name, _check_value(f"model.{f.name}", hints[f.name],
+                                                    getattr(self, f.name)))
+    def need(ok: bool, what: str) -> None:
+      if not ok:
+        raise ConfigError(f"model config: {what}.")
+    for k in ("vocab_size", "width", "heads", "mlp_dim", "max_len", "max_positions", "out_dim"):
+      need(getattr(self, k) > 0, f"{k}={getattr(self, k)} must be > 0")
+    need(self.depth >= 1, f"depth={self.depth} must be >= 1")
+    need(self.width % self.heads == 0,
+         f"heads={self.heads} must divide width={self.width} (each head gets width/heads dims)")
+    need(self.max_len >= 2, f"max_len={self.max_len} must be >= 2 ([CLS] and [SEP] count)")
+    need(self.max_positions >= self.max_len,
+         f"max_positions={self.max_positions} must be >= max_len={self.max_len}")
+    need(self.layer_norm_eps > 0, f"layer_norm_eps={self.layer_norm_eps} must be > 0")
+    need(self.out_dim <= self.width,
+         f"out_dim={self.out_dim} must be <= width={self.width} (the projection of a "
+         f"width-dim pooled vector has rank <= width)")
+    need(all(0 < d <= self.out_dim for d in self.mrl_dims),
+         f"mrl_dims={self.mrl_dims} must lie in (0, out_dim={self.out_dim}]")
+    need(list(self.mrl_dims) == sorted(set(self.mrl_dims)),
+         f"mrl_dims={self.mrl_dims} must be increasing without repeats")
+    need(all(b > 0 for b in self.length_buckets) and
+         list(self.length_buckets) == sorted(set(self.length_buckets)),
+         f"length_buckets={self.length_buckets} must be positive and increasing")
+    need(self.matmul_dtype in ("float32", "bfloat16"),
+         f"matmul_dtype={self.matmul_dtype!r}; use 'float32' or 'bfloat16'")
 
 
 def _p(init, *names):

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 import warnings
 from typing import Any, Sequence
 
@@ -24,12 +23,13 @@ from flax import nnx
 
 import gemb.registry
 from gemb.errors import ConfigError, InputError
+from gemb.io import atomic_write
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
 from gemb.model.tokenizers import MODALITY_NAMES, TEXT, PartTokens, interleave_by_time
 
-CONFIG_FILE, WEIGHTS_FILE = "gemb_model.json", "model.safetensors"
+from gemb.model_folder import CONFIG_FILE, FORMAT, TOKENIZER_FILE, WEIGHTS_FILE  # noqa: E402
 
 
 def task_prompt(task: str) -> str:
@@ -406,16 +406,29 @@ class Encoder:
   # -- saving ----------------------------------------------------------------------------------
 
   def save(self, directory: str) -> None:
-    """Writes config + weights to `directory` (each file atomically; config last)."""
+    """Writes a self-contained model folder (see gemb.model_folder): weights, config, the text
+    tokenizer's file and the trained prompts; each file atomically, the config last."""
     from safetensors.numpy import save_file
     os.makedirs(directory, exist_ok=True)
     flat = {"/".join(map(str, k)): np.asarray(v.get_value())
             for k, v in nnx.to_flat_state(nnx.state(self.model, nnx.Param))}
-    _atomic(directory, WEIGHTS_FILE, lambda p: save_file(flat, p))
-    meta = {"format": "gemb-model-1", "name": self.name,
-            "config": dataclasses.asdict(self.config)}
-    _atomic(directory, CONFIG_FILE,
-            lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
+    atomic_write(os.path.join(directory, WEIGHTS_FILE), lambda p: save_file(flat, p))
+    config, files = dataclasses.asdict(self.config), {}
+    tok_path = getattr(self.text_tokenizer, "path", None)
+    if tok_path and os.path.isfile(tok_path):  # a file-based tokenizer travels with the model
+      target = os.path.join(directory, TOKENIZER_FILE)
+      if os.path.abspath(tok_path) != os.path.abspath(target):
+        with open(tok_path, "rb") as f:
+          atomic_write(target, f.read())
+      name, args, kwargs = gemb.registry.parse_spec(self.config.text_tokenizer)
+      kwargs.pop("path", None)
+      args = tuple(a for a in args if a != tok_path)
+      config["text_tokenizer"] = _spec(name, args, kwargs)
+      files["text_tokenizer"] = TOKENIZER_FILE
+    prompts = dict(getattr(self, "prompts", None) or {})
+    meta = {"format": FORMAT, "name": self.name, "config": config, "prompts": prompts,
+            "files": files}
+    atomic_write(os.path.join(directory, CONFIG_FILE), json.dumps(meta, indent=2))
 
 
 def _longest_audio_tokens(enc: "Encoder") -> int:
@@ -451,16 +464,9 @@ def keep_media_max_len(enc: "Encoder") -> None:
         "will be cut."), stacklevel=2)
 
 
-def _atomic(directory: str, name: str, write) -> None:
-  fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=directory)
-  os.close(fd)
-  try:
-    write(tmp)
-    os.replace(tmp, os.path.join(directory, name))
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+def _spec(name: str, args: tuple, kwargs: dict) -> str:
+  parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
+  return f"{name}({', '.join(parts)})" if parts else name
 
 
 def load(preset_or_dir: str, *, seed: int = 0) -> Encoder:
@@ -481,25 +487,43 @@ def load(preset_or_dir: str, *, seed: int = 0) -> Encoder:
 
 
 def _load_dir(path: str, seed: int) -> Encoder:
+  """Loads a folder written by `Encoder.save`, checked first (gemb.model_folder.check_folder):
+  a damaged, incomplete or newer folder is a one-line ConfigError/InputError naming the file."""
+  from safetensors import SafetensorError
   from safetensors.numpy import load_file
-  cfg_path = os.path.join(path, CONFIG_FILE)
-  if not os.path.isfile(cfg_path):
-    raise ConfigError(f"{path} is not a saved gemb model: it has no {CONFIG_FILE} "
-                      "(write one with Encoder.save).")
-  meta = json.load(open(cfg_path))
-  fields = {f.name for f in dataclasses.fields(ModelConfig)}
-  cfg = ModelConfig(**{k: (tuple(v) if isinstance(v, list) else v)
-                       for k, v in meta["config"].items() if k in fields})
+  from gemb.config import dataclass_from
+  from gemb.model_folder import check_folder
+  meta = check_folder(path)
+  config = dict(meta["config"])
+  tok_file = meta.get("files", {}).get("text_tokenizer")
+  if tok_file:  # the folder's own tokenizer file, not the one the model was trained from
+    name, args, kwargs = gemb.registry.parse_spec(config.get("text_tokenizer", "wordpiece"))
+    config["text_tokenizer"] = _spec(name, args, {**kwargs, "path": os.path.join(path, tok_file)})
+  cfg = dataclass_from(ModelConfig, config, where=f"{os.path.join(path, CONFIG_FILE)}: config")
   enc = Encoder(cfg, seed=seed, name=meta.get("name", ""))
-  weights = load_file(os.path.join(path, WEIGHTS_FILE))
+  enc.prompts = dict(meta.get("prompts", {}))
+  wpath = os.path.join(path, WEIGHTS_FILE)
+  try:
+    weights = load_file(wpath)
+  except (SafetensorError, OSError, ValueError) as e:
+    raise InputError(f"{wpath} cannot be read ({e}); save the model again.") from None
   params = dict(nnx.to_flat_state(nnx.state(enc.model, nnx.Param)))
-  missing = sorted("/".join(map(str, k)) for k in params if "/".join(map(str, k)) not in weights)
-  if missing:
-    raise ConfigError(f"{path}/{WEIGHTS_FILE} lacks {missing[:5]}{'...' if len(missing) > 5 else ''}.")
-  for k, var in params.items():
-    value = weights["/".join(map(str, k))]
+  names = {"/".join(map(str, k)): k for k in params}
+  missing, extra = sorted(set(names) - set(weights)), sorted(set(weights) - set(names))
+  if missing or extra:
+    which = (f"lacks {missing[:3]}" if missing else "") + (" and " if missing and extra else "") + \
+            (f"has tensors this model does not: {extra[:3]}" if extra else "")
+    raise InputError(f"{wpath} {which} ({len(missing)} missing, {len(extra)} extra); it does not "
+                     f"match {CONFIG_FILE}.")
+  for name, k in names.items():
+    value, var = weights[name], params[k]
     if tuple(value.shape) != tuple(var.shape):
-      raise ConfigError(f"{path}: tensor {'/'.join(map(str, k))} has shape {value.shape}, "
-                        f"expected {tuple(var.shape)}.")
+      raise InputError(f"{wpath}: tensor {name} has shape {value.shape}, expected "
+                       f"{tuple(var.shape)} from {CONFIG_FILE}.")
+    if value.dtype != np.float32:
+      raise InputError(f"{wpath}: tensor {name} is {value.dtype}, expected float32.")
+    if not np.isfinite(value).all():
+      raise InputError(f"{wpath}: tensor {name} holds {int((~np.isfinite(value)).sum())} "
+                       "NaN/inf values; the model is damaged (a diverged run?).")
     var.set_value(jnp.asarray(value))
   return enc

@@ -198,3 +198,6 @@ class ScannIndex(Index):
     if index.threads:
       index._searcher.set_num_threads(index.threads)
     return index
+
+  def _stored_rows(self) -> int | None:
+    return int(self._searcher.size())

@@ -8,6 +8,7 @@ skipped (their last checkpoint is loaded), an unfinished one continues from its 
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 from flax import nnx
 
 from gemb import registry, sharding
-from gemb.errors import ConfigError
+from gemb.errors import ConfigError, GembError
 from gemb.model.encoder import keep_media_max_len
 from gemb.model.inputs import TruncationWarning
 from gemb.train import soup as soup_lib
@@ -107,6 +108,86 @@ def _set_weights(encoder: Any, trainer: Trainer, params: Any | None = None) -> N
   nnx.update(encoder.model, state)
 
 
+@dataclasses.dataclass
+class StageConfig:
+  """One training stage, as a recipe's ``stages.NAME`` gives it."""
+  steps: int
+  batch_size: int
+  tasks: tuple[tuple[str, float], ...]
+  loss: str
+  optim: dict[str, Any]
+  hard_negatives: int = 0
+  prompt_dropout: float = 0.0
+
+  def __post_init__(self):
+    checks = [(self.steps >= 0, f"steps={self.steps} must be >= 0"),
+              (self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1"),
+              (len(self.tasks) >= 1, "tasks is empty; name at least one (dataset spec, rate)"),
+              (all(r > 0 for _, r in self.tasks), f"tasks={self.tasks}: every rate must be > 0"),
+              (self.hard_negatives >= 0, f"hard_negatives={self.hard_negatives} must be >= 0"),
+              (0.0 <= self.prompt_dropout <= 1.0,
+               f"prompt_dropout={self.prompt_dropout} must be in [0, 1]")]
+    for ok, what in checks:
+      if not ok:
+        raise ConfigError(what + ".")
+
+
+@dataclasses.dataclass
+class SoupConfig:
+  method: str = "greedy"
+  metric: str = "mrr"
+
+  def __post_init__(self):
+    if self.method not in ("none", "uniform", "greedy"):
+      raise ConfigError(f"method={self.method!r}; use 'none', 'uniform' or 'greedy'.")
+    if self.metric not in ("recall@1", "mrr"):
+      raise ConfigError(f"metric={self.metric!r}; use 'recall@1' or 'mrr'.")
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+  every: int = 100
+  keep: int = 3
+  async_save: bool = True
+
+  def __post_init__(self):
+    if self.every < 1 or self.keep < 1:
+      raise ConfigError(f"every={self.every} and keep={self.keep} must both be >= 1.")
+
+
+def check_train_config(cfg) -> None:
+  """The whole ``train`` config, checked before any work: every stage, its tasks, loss and
+  optimizer, the soup, checkpointing and evaluation settings. Raises ConfigError naming the key."""
+  from gemb.config import dataclass_from
+  if not cfg.stage_order:
+    raise ConfigError("stage_order is empty; name at least one of stages: "
+                      f"{', '.join(sorted(cfg.stages))}.")
+  for name in cfg.stage_order:
+    where = f"stages.{name}"
+    st = dataclass_from(StageConfig, _stage_cfg(cfg, name), where=where)
+    OptimConfig.from_config(st.optim, total_steps=st.steps, where=f"{where}.optim")
+    for spec, _ in st.tasks:
+      _check_spec(registry.datasets, spec, f"{where}.tasks")
+    _check_spec(registry.losses, st.loss, f"{where}.loss")
+  dataclass_from(SoupConfig, cfg.soup, where="soup")
+  dataclass_from(CheckpointConfig, cfg.checkpoint, where="checkpoint")
+  _check_spec(registry.datasets, cfg.eval.dataset, "eval.dataset")
+  for key in ("seed", "seq_len", "log_every"):
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+      raise ConfigError(f"{key}={value!r} must be an integer >= {0 if key == 'seed' else 1}.")
+  if cfg.eval.max_queries < 1:
+    raise ConfigError(f"eval.max_queries={cfg.eval.max_queries} must be >= 1.")
+
+
+def _check_spec(reg, spec: Any, where: str) -> None:
+  """The spec parses, names a registered component and its arguments fit its signature."""
+  try:
+    reg.get(spec)
+  except GembError as e:
+    raise ConfigError(f"{where}: {e}") from None
+
+
 def _stage_cfg(cfg, name: str):
   if name not in cfg.stages:
     raise ConfigError(f"stage_order names {name!r}, but stages has only {sorted(cfg.stages)}.")
@@ -167,6 +248,9 @@ def train(cfg, run) -> dict:
   if last_ckpt is not None:
     last_ckpt.close()
   return summary
+
+
+train.check_config = check_train_config
 
 
 def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,

@@ -22,6 +22,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gemb import registry, sharding
 from gemb.errors import ConfigError, GembError
+from gemb.io import atomic_path
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 
@@ -47,15 +48,26 @@ class OptimConfig:
   # (regex on "a/b/kernel", lr multiplier); first match wins; multiplier 0 freezes.
   param_groups: Sequence[tuple[str, float]] = ()
 
+  def __post_init__(self):
+    checks = [(self.lr > 0, f"lr={self.lr} must be > 0"),
+              (self.warmup_steps >= 0, f"warmup_steps={self.warmup_steps} must be >= 0"),
+              (0.0 <= self.warmup_frac < 1.0, f"warmup_frac={self.warmup_frac} must be in [0, 1)"),
+              (self.total_steps >= 0, f"total_steps={self.total_steps} must be >= 0"),
+              (self.schedule in ("cosine", "constant"),
+               f"schedule={self.schedule!r}; use 'cosine' or 'constant'"),
+              (0.0 <= self.end_lr_frac <= 1.0, f"end_lr_frac={self.end_lr_frac} must be in [0, 1]"),
+              (self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0"),
+              (self.clip_norm >= 0, f"clip_norm={self.clip_norm} must be >= 0 (0: no clipping)"),
+              (0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"b1={self.b1}, b2={self.b2} must be in [0, 1)")]
+    for ok, what in checks:
+      if not ok:
+        raise ConfigError(f"optim.{what}.")
+
   @classmethod
-  def from_config(cls, c: Mapping[str, Any], total_steps: int) -> "OptimConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    extra = set(c) - known
-    if extra:
-      raise ConfigError(f"Unknown optimizer keys {sorted(extra)}; known: {sorted(known)}.")
-    o = cls(**{**dict(c), "total_steps": total_steps})
-    if not 0.0 <= o.warmup_frac < 1.0:
-      raise ConfigError(f"optim.warmup_frac must be in [0, 1); got {o.warmup_frac}.")
+  def from_config(cls, c: Mapping[str, Any], total_steps: int, where: str = "optim"
+                  ) -> "OptimConfig":
+    from gemb.config import dataclass_from
+    o = dataclass_from(cls, {**dict(c), "total_steps": total_steps}, where=where)
     # Resolved here, not in the recipe, so `--set stages.X.steps=` rescales the warmup too.
     o.warmup_steps = max(int(o.warmup_steps), round(o.warmup_frac * total_steps))
     return o
@@ -316,17 +328,12 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
 
 def plot_curves(metrics_path, out_path) -> bool:
   """Writes a PNG of every '*loss' and '*lr' series in metrics.jsonl; False if nothing to plot."""
-  import json
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from gemb.run import read_metrics
   series: dict[str, tuple[list, list]] = {}
-  try:
-    lines = open(metrics_path).read().splitlines()
-  except FileNotFoundError:
-    return False
-  for line in lines:
-    rec = json.loads(line)
+  for rec in read_metrics(metrics_path):
     for k, v in rec.items():
       if (k.endswith("loss") or k.endswith("lr")) and "step" in rec and isinstance(v, (int, float)):
         series.setdefault(k, ([], []))[0].append(rec["step"])
@@ -340,9 +347,7 @@ def plot_curves(metrics_path, out_path) -> bool:
     ax.set_title(k, fontsize=9)
     ax.set_xlabel("step")
   fig.tight_layout()
-  tmp = str(out_path) + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
+  with atomic_path(out_path) as tmp:
+    fig.savefig(tmp, dpi=80)
   plt.close(fig)
-  import os
-  os.replace(tmp, out_path)
   return True
