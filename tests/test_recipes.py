@@ -1,4 +1,4 @@
-"""Every recipe in recipes/ runs end to end in its `tiny` variant, with the command its docstring shows."""
+"""Every recipe in gemb/recipes/ runs end to end in its `tiny` variant, with the command its docstring shows."""
 
 import ast
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from _helpers import REPO, run_gemb
 
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*.py") if not p.name.startswith("_"))
+RECIPES = sorted(p for p in (REPO / "gemb" / "recipes").glob("*.py") if not p.name.startswith("_"))
 
 
 def _tiny_command(path):
