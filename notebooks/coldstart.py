@@ -21,7 +21,7 @@
 # Systems*, arXiv 2505.09033) is how to split a fixed budget of impressions so that as many fresh
 # items as possible become *discoverable* (recommended by exploitation often enough, soon enough).
 #
-# `recipes/coldstart.py` runs every policy in a platform simulator calibrated on MovieLens-100k,
+# `gemb/recipes/coldstart.py` runs every policy in a platform simulator calibrated on MovieLens-100k,
 # for the same periods, budget and seeds. This notebook runs it, reads `report.json`, and then
 # calls the allocation API directly. Under `GEMB_NOTEBOOK_SMALL=1` (the tests) it runs a few
 # periods of the `tiny` variant with three model-free policies.

@@ -16,7 +16,7 @@
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/gemb-project/gemb/blob/main/notebooks/training.ipynb)
 #
-# `recipes/train.py` is gemb's contrastive multi-stage recipe (pre-finetuning on broad pairs, then
+# `gemb/recipes/train.py` is gemb's contrastive multi-stage recipe (pre-finetuning on broad pairs, then
 # finetuning on a task mixture with hard negatives, InfoNCE on every Matryoshka prefix, then a
 # greedy model soup). The command line `gemb run train:tiny --set KEY=VALUE` and the Python call
 # `run_recipe("train:tiny", overrides=["KEY=VALUE"])` are the same thing. This notebook runs it,

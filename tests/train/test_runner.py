@@ -1,4 +1,4 @@
-"""The `train` run kind on recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
+"""The `train` run kind on gemb/recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
 and the partition spec of every parameter per recipe variant against a golden file."""
 
 import json
