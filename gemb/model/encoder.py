@@ -27,6 +27,8 @@ from gemb.errors import ConfigError, InputError
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
+from gemb.model import packing
+from gemb.model.packing import Packed
 from gemb.model.tokenizers import TEXT, PartTokens
 
 CONFIG_FILE, WEIGHTS_FILE = "gemb_model.json", "model.safetensors"
@@ -34,29 +36,6 @@ CONFIG_FILE, WEIGHTS_FILE = "gemb_model.json", "model.safetensors"
 
 def task_prompt(task: str) -> str:
   return f"task: {task} | query: "
-
-
-def _bucket(n: int, buckets: Sequence[int]) -> int:
-  for b in buckets:
-    if b >= n:
-      return b
-  return n
-
-
-_ROW_LADDER = tuple(2 ** k for k in range(12))  # rows per forward pass
-_SHARED_ROW = 64  # tokens per row that short items share (see Encoder._row_length)
-
-
-def _pow2(n: int) -> int:
-  return 1 << max(0, (n - 1).bit_length())
-
-
-@dataclasses.dataclass
-class _Packed:
-  """One item's tokens, [CLS] and [SEP] included."""
-  parts: list[PartTokens]
-  length: int
-  n_patches: int
 
 
 class Encoder:
@@ -91,7 +70,17 @@ class Encoder:
 
   # -- tokenizing and packing ------------------------------------------------------------------
 
-  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[_Packed]:
+  def tokenize(self, items: Sequence[Any], task: str | None = None) -> list[Packed]:
+    """`items` validated and tokenized as `embed` does it (task prompt included): one `Packed` per
+    item, its token length counting [CLS] and [SEP]."""
+    return self._tokenize(items, task)
+
+  def plan(self, lengths: Sequence[int], batch_size: int) -> list[tuple[int, list[list[int]]]]:
+    """The forward passes `embed` runs for items of these token lengths (`gemb.model.packing`)."""
+    return packing.plan(lengths, max_len=self.config.max_len,
+                        length_buckets=self.config.length_buckets, batch_size=batch_size)
+
+  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[Packed]:
     if isinstance(items, (str, I.Text, I.Image, I.Audio, I.Video, I.Interleaved)):
       raise InputError("embed/prepare take a list of items; wrap a single item in a list.")
     if task is not None and (not isinstance(task, str) or not task.strip()):
@@ -130,7 +119,7 @@ class Encoder:
         tokens[i][j] = part
     return [self._fit(i, row) for i, row in enumerate(tokens)]
 
-  def _fit(self, index: int, parts: list[PartTokens]) -> _Packed:
+  def _fit(self, index: int, parts: list[PartTokens]) -> Packed:
     """Checks an item's length against max_len; truncates from the end when configured."""
     budget = self.config.max_len - 2
     n = sum(len(p) for p in parts)
@@ -153,9 +142,9 @@ class Encoder:
         left -= len(kept[-1])
       parts, n = kept, budget
     n_patches = sum(len(p) for p in parts if p.modality != TEXT)
-    return _Packed(parts, n + 2, n_patches)
+    return Packed(parts, n + 2, n_patches)
 
-  def _pack(self, rows: Sequence[Sequence[_Packed]], length: int, n_patch: int, n_rows: int,
+  def _pack(self, rows: Sequence[Sequence[Packed]], length: int, n_patch: int, n_rows: int,
             segments: bool = False) -> dict:
     """Lays items out in `n_rows` rows of `length` tokens; several per row when `segments`."""
     tt = self.text_tokenizer
@@ -196,11 +185,11 @@ class Encoder:
       batch["segment_ids"] = seg
     return batch
 
-  def _shape_for(self, packed: Sequence[_Packed]) -> tuple[int, int]:
+  def _shape_for(self, packed: Sequence[Packed]) -> tuple[int, int]:
     buckets = tuple(b for b in self.config.length_buckets if b < self.config.max_len)
-    length = _bucket(max(p.length for p in packed), buckets + (self.config.max_len,))
+    length = packing.bucket(max(p.length for p in packed), buckets + (self.config.max_len,))
     n_patch = max(p.n_patches for p in packed)
-    return length, (_pow2(n_patch) if n_patch else 0)
+    return length, (packing.pow2(n_patch) if n_patch else 0)
 
   def prepare(self, items: Sequence[Any], task: str | None = None, *, length: int | None = None,
               num_patches: int | None = None, batch_size: int | None = None) -> dict:
@@ -264,56 +253,6 @@ class Encoder:
       self._forward_cache[dim] = jax.jit(fwd, static_argnums=2)
     return self._forward_cache[dim]
 
-  def _plan(self, packed: Sequence[_Packed], subset: Sequence[int], cap: int,
-            batch_size: int) -> list[list[list[int]]]:
-    """Packs items into rows of `cap` tokens (best-fit decreasing), rows into forward passes.
-
-    A group of rows is cut into power-of-two pieces rather than padded, so the only shapes
-    that vary for one row length are the row count and the patch slots (powers of two).
-    """
-    order = sorted(subset, key=lambda i: (-packed[i].length, i))
-    rows: list[list[int]] = []
-    by_free: list[list[int]] = [[] for _ in range(cap + 1)]  # free tokens -> open rows
-    free: list[int] = []
-    for i in order:  # best fit: the open row with the least room that still fits
-      n = packed[i].length
-      r = next((by_free[c].pop() for c in range(n, cap + 1) if by_free[c]), None)
-      if r is None:
-        r = len(rows)
-        rows.append([])
-        free.append(cap)
-      rows[r].append(i)
-      free[r] -= n
-      if len(rows[r]) < min(batch_size, cap // 3):
-        by_free[free[r]].append(r)
-    groups, cur, count = [], [], 0
-    for row in rows:
-      if cur and count + len(row) > batch_size:
-        groups.append(cur)
-        cur, count = [], 0
-      cur.append(row)
-      count += len(row)
-    if cur:
-      groups.append(cur)
-    out = []
-    for g in groups:  # cut each group to a rung of the ladder; the rest starts the next group
-      while g:
-        k = max(r for r in _ROW_LADDER if r <= len(g))
-        out.append(g[:k])
-        g = g[k:]
-    return out
-
-  def _row_length(self, length: int) -> int:
-    """Items up to 64 tokens share rows of 64; longer ones get a row of their bucket.
-
-    Attention (and its softmax) costs row length² per row, so rows no longer than needed to
-    pack short items well: on MiniLM with a realistic mix of lengths, rows of 64 spent 15%
-    less CPU time than rows of 128 (rows of 48 to 96 were alike).
-    """
-    cfg = self.config
-    buckets = tuple(b for b in cfg.length_buckets if b < cfg.max_len) + (cfg.max_len,)
-    return _bucket(max(length, min(_SHARED_ROW, cfg.max_len)), buckets)
-
   def embed(self, items: Sequence[Any], task: str | None = None, dim: int | None = None,
             batch_size: int = 64) -> np.ndarray:
     """Embeds `items` (any mix of modalities) → float32 [n, dim], rows L2-normalised.
@@ -332,16 +271,12 @@ class Encoder:
       return out
     graphdef, state = nnx.split(self.model)
     fwd = self._forward(graphdef, dim)
-    by_length: dict[int, list[int]] = {}
-    for i, p in enumerate(packed):
-      by_length.setdefault(self._row_length(p.length), []).append(i)
-    plan = [(length, rows) for length, subset in sorted(by_length.items())
-            for rows in self._plan(packed, subset, length, batch_size)]
+    plan = self.plan([p.length for p in packed], batch_size)
     pending = []
     for length, rows in plan:
       n_seg = min(batch_size, length // 3)  # fixed: every item has ≥ 3 tokens ([CLS] x [SEP])
       n_patch = max(sum(packed[i].n_patches for i in r) for r in rows)
-      n_patch = _pow2(n_patch) if n_patch else 0
+      n_patch = packing.pow2(n_patch) if n_patch else 0
       batch = self._pack([[packed[i] for i in r] for r in rows], length, n_patch, len(rows),
                          segments=True)
       self.compiled_shapes.add((len(rows), length, n_patch, n_seg, dim))
