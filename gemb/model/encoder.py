@@ -10,6 +10,7 @@ training uses.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -27,7 +28,7 @@ from gemb.errors import ConfigError, InputError
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
-from gemb.model import packing
+from gemb.model import packing, user_items
 from gemb.model.packing import Packed
 from gemb.model.tokenizers import TEXT, PartTokens
 
@@ -253,18 +254,26 @@ class Encoder:
       self._forward_cache[dim] = jax.jit(fwd, static_argnums=2)
     return self._forward_cache[dim]
 
-  def embed(self, items: Sequence[Any], task: str | None = None, dim: int | None = None,
-            batch_size: int = 64) -> np.ndarray:
-    """Embeds `items` (any mix of modalities) → float32 [n, dim], rows L2-normalised.
+  def embed(self, items: Any, task: str | None = None, dim: int | None = None,
+            batch_size: int = 64, *, progress: bool | None = None) -> np.ndarray:
+    """Embeds `items` (any mix of modalities) → float32 [n, dim], rows L2-normalised; one item
+    (``embed("a cat")``, an image, a path) → float32 [dim].
 
+    Items: str, `gemb.Text` / `Image` / `Audio` / `Video`, an interleaved list of parts, and the
+    ecosystem's forms (`gemb.model.user_items`): an image as a numpy array or `PIL.Image.Image`,
+    a file as a `pathlib.Path` (image, audio, video or PDF by suffix).
     `task` (e.g. "search result") marks queries: their text gets ``task: {task} | query: ``
-    prepended. Documents use task=None. `dim` picks a Matryoshka size (default: full).
+    prepended. Documents use task=None. `dim`: any size up to the output size (the first `dim`
+    dimensions, renormalised; a size the model was not trained at gets a one-time warning).
     `batch_size` bounds the items per forward pass; short items share rows (each attends
-    only to itself), so the result is the same as embedding each item alone.
+    only to itself), so the result is the same as embedding each item alone. `progress`: a
+    tqdm bar (default: on above PROGRESS_ABOVE items, unless GEMB_PROGRESS=0).
     """
     dim = check_dim(dim, self.config)
     if not isinstance(batch_size, int) or batch_size < 1:
       raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
+    single = user_items.is_single_item(items)
+    items = [user_items.coerce_item(x) for x in ([items] if single else items)]
     packed = self._tokenize(items, task)
     out = np.zeros((len(packed), dim), np.float32)
     if not packed:
@@ -272,7 +281,16 @@ class Encoder:
     graphdef, state = nnx.split(self.model)
     fwd = self._forward(graphdef, dim)
     plan = self.plan([p.length for p in packed], batch_size)
-    pending = []
+    bar = _progress_bar(len(packed), progress)
+    pending: collections.deque = collections.deque()
+
+    def collect(rows, emb):
+      emb_rsd = np.asarray(emb)
+      for r, row in enumerate(rows):
+        out[row] = emb_rsd[r, : len(row)]
+      if bar is not None:
+        bar.update(sum(len(row) for row in rows))
+
     for length, rows in plan:
       n_seg = min(batch_size, length // 3)  # fixed: every item has ≥ 3 tokens ([CLS] x [SEP])
       n_patch = max(sum(packed[i].n_patches for i in r) for r in rows)
@@ -281,11 +299,57 @@ class Encoder:
                          segments=True)
       self.compiled_shapes.add((len(rows), length, n_patch, n_seg, dim))
       pending.append((rows, fwd(state, batch, n_seg)))  # async: pack the next one meanwhile
-    for rows, emb in pending:
-      emb_rsd = np.asarray(emb)
-      for r, row in enumerate(rows):
-        out[row] = emb_rsd[r, : len(row)]
-    return out
+      if len(pending) > _IN_FLIGHT:  # bounded: host memory, and a progress bar that moves
+        collect(*pending.popleft())
+    while pending:
+      collect(*pending.popleft())
+    if bar is not None:
+      bar.close()
+    return out[0] if single else out
+
+  def similarity(self, a_nd: Any, b_md: Any) -> np.ndarray:
+    """Cosine similarity [n, m] between two sets of embeddings (rows; a single vector counts as
+    one row), as sentence-transformers' `similarity`. gemb's embeddings are unit-norm, so this is
+    their dot product."""
+    a = _as_rows(a_nd, "a")
+    b = _as_rows(b_md, "b")
+    if a.shape[1] != b.shape[1]:
+      raise InputError(f"similarity: the embeddings have different sizes, {a.shape[1]} and "
+                       f"{b.shape[1]}; embed both with the same dim.")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a @ b.T).astype(np.float32)
+
+  def encode(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None,
+             convert_to_numpy: bool = True, normalize_embeddings: bool = True,
+             prompt_name: str | None = None, prompt: str | None = None, *,
+             dim: int | None = None, task: str | None = None, **kwargs) -> np.ndarray:
+    """sentence-transformers' `encode` protocol (also what mteb's older wrappers call):
+    a str → [d], a list → [n, d], float32 numpy.
+
+    `prompt_name` picks the query prompt: a key of this model's trained `prompts` (when it has
+    them), "query" (gemb's retrieval query task, "search result"), "document" / "passage" / None
+    (no prompt: documents), or any other string, taken as a gemb task name. `task=` says the
+    same in gemb's words. A literal `prompt` string is refused: gemb prompts are task names.
+    gemb's embeddings are always unit-norm, so `normalize_embeddings` changes nothing; `dim`
+    (sentence-transformers' `truncate_dim`) picks the size.
+    """
+    if prompt is not None:
+      raise InputError("encode(prompt=...): gemb's query prompts are task names, not free text; "
+                       "pass prompt_name='query' or task='search result' instead.")
+    if not convert_to_numpy or kwargs.get("convert_to_tensor"):
+      raise InputError("encode: gemb returns numpy arrays only (convert_to_numpy=True).")
+    unknown = set(kwargs) - {"convert_to_tensor", "device", "output_value", "precision",
+                             "truncate_dim"}
+    if unknown:
+      raise InputError(f"encode: unknown argument(s) {sorted(unknown)}.")
+    if kwargs.get("truncate_dim") is not None:
+      dim = kwargs["truncate_dim"]
+    if task is None and prompt_name is not None:
+      task = _task_for_prompt_name(prompt_name, getattr(self, "prompts", None))
+    del normalize_embeddings  # always unit-norm
+    return self.embed(sentences, task=task, dim=dim, batch_size=batch_size,
+                      progress=show_progress_bar)
 
   # -- saving ----------------------------------------------------------------------------------
 
@@ -300,6 +364,40 @@ class Encoder:
             "config": dataclasses.asdict(self.config)}
     _atomic(directory, CONFIG_FILE,
             lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
+
+
+PROGRESS_ABOVE = 4096  # embed shows a progress bar for more items than this (progress=None)
+_IN_FLIGHT = 8  # forward passes dispatched ahead of the one being collected
+QUERY_TASK = "search result"  # the task a sentence-transformers prompt_name="query" stands for
+
+
+def _progress_bar(n: int, progress: bool | None):
+  if progress is None:
+    progress = n > PROGRESS_ABOVE and os.environ.get("GEMB_PROGRESS", "") != "0"
+  if not progress:
+    return None
+  from tqdm.auto import tqdm
+  return tqdm(total=n, desc="embed", unit="item")
+
+
+def _as_rows(x: Any, what: str) -> np.ndarray:
+  x = np.asarray(x, np.float32)
+  if x.ndim == 1:
+    x = x[None]
+  if x.ndim != 2 or not x.size:
+    raise InputError(f"similarity: {what} must be embeddings [n, d] (or one vector [d]), got "
+                     f"shape {x.shape}.")
+  return x
+
+
+def _task_for_prompt_name(name: str, prompts: Any) -> str | None:
+  if isinstance(prompts, dict) and name in prompts:
+    return prompts[name]
+  if name == "query":
+    return QUERY_TASK
+  if name in ("document", "passage", "corpus"):
+    return None
+  return name
 
 
 def _atomic(directory: str, name: str, write) -> None:
