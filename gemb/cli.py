@@ -47,6 +47,10 @@ def _list(which: str | None) -> None:
       print(f"{src.name:24s} {src.origin:22s} {src.path}")
     return
   kinds = [which] if which else list(registry.ALL)
+  if which is None:  # everything: the recipes too, as a section like the registries'
+    print("recipes (gemb run NAME[:VARIANT]; ./recipes/, built-in, plugins):")
+    for src in config_lib.recipe_sources():
+      print(f"  {src.name:24s} {src.origin:22s} {src.path}")
   for kind in kinds:
     reg = registry.registry_for(kind)
     entries = reg.entries()

@@ -40,10 +40,13 @@ case "$where" in "$WORK"/venv/*) ;; *) echo "gemb imported from $where, not the 
 
 step "gemb list"
 "$WORK/venv/bin/gemb" list > list.txt
+grep -q "^retrievers" list.txt && grep -Eq "^  scann +gemb " list.txt || {
+  cat list.txt; echo "gemb list lacks the built-in components"; exit 1; }
+"$WORK/venv/bin/gemb" list recipes > recipes.txt
 for name in quickstart train eval coldstart; do
-  grep -Eq "^$name +gemb " list.txt || { cat list.txt; echo "recipe $name not listed"; exit 1; }
+  grep -Eq "^$name +gemb +$WORK/venv/.*/gemb/recipes/$name.py$" recipes.txt || {
+    cat recipes.txt; echo "recipe $name is not listed from the installed package"; exit 1; }
 done
-grep -q "^retrievers" list.txt
 
 step "gemb run quickstart:tiny"
 "$WORK/venv/bin/gemb" run quickstart:tiny --workdir "$WORK/qs" > qs.log 2>&1 || {
