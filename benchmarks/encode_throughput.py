@@ -117,15 +117,11 @@ def main() -> None:
          for k, e in (("gemb_f32", enc), ("gemb_bf16", enc16))}
 
   # FLOPs actually spent: ST sorts by length and pads each batch to its longest text.
-  packed = enc._tokenize(texts, None)
-  lens = sorted((p.length for p in packed), reverse=True)
+  lengths = [p.length for p in enc.tokenize(texts)]
+  lens = sorted(lengths, reverse=True)
   st_rows = [(len(lens[i:i + args.batch]), lens[i]) for i in range(0, len(lens), args.batch)]
-  plan_rows = []  # gemb's forward passes, as `embed` plans them
-  by_length: dict[int, list[int]] = {}
-  for i, p in enumerate(packed):
-    by_length.setdefault(enc._row_length(p.length), []).append(i)
-  for length, subset in by_length.items():
-    plan_rows += [(len(r), length) for r in enc._plan(packed, subset, length, args.batch)]
+  # gemb's forward passes, as `embed` plans them (gemb.model.packing)
+  plan_rows = [(len(rows), length) for length, rows in enc.plan(lengths, args.batch)]
   fl_st = flops_per_text_set(st_rows, enc.config)
   fl_gemb = flops_per_text_set(plan_rows, enc.config)
   fl_min = flops_per_text_set([(1, l) for l in lens], enc.config)

@@ -18,10 +18,10 @@ def _parser() -> argparse.ArgumentParser:
   sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
   r = sub.add_parser(
-      "run", help="run a recipe", description="Run a recipe from recipes/ (or a path to one).",
+      "run", help="run a recipe", description="Run a recipe: a built-in one (gemb list recipes), one from ./recipes/ or a plugin, or a path to a .py file.",
       epilog="example: gemb run quickstart:tiny --set train.steps=20 --workdir /tmp/qs")
   r.add_argument("recipe", metavar="RECIPE[:VARIANT]",
-                 help="recipe name in recipes/ or a path to a recipe .py file, with an optional "
+                 help="recipe name (see `gemb list recipes`) or a path to a recipe .py file, with an optional "
                       "variant, e.g. 'quickstart:tiny'")
   r.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config key (repeatable), e.g. --set train.lr=1e-4")
@@ -46,10 +46,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def _list(which: str | None) -> None:
   if which == "recipes":
-    for name, path in config_lib.available_recipes().items():
-      print(f"{name:24s} {path}")
+    for src in config_lib.recipe_sources():
+      print(f"{src.name:24s} {src.origin:22s} {src.path}")
     return
   kinds = [which] if which else list(registry.ALL)
+  if which is None:  # everything: the recipes too, as a section like the registries'
+    print("recipes (gemb run NAME[:VARIANT]; ./recipes/, built-in, plugins):")
+    for src in config_lib.recipe_sources():
+      print(f"  {src.name:24s} {src.origin:22s} {src.path}")
   for kind in kinds:
     reg = registry.registry_for(kind)
     entries = reg.entries()

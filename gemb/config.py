@@ -1,7 +1,11 @@
 """Recipes and their configs.
 
-A recipe is a Python file in ``recipes/`` with ``get_config(variant: str = "")`` returning an
-`ml_collections.ConfigDict`. The config names its run kind (``kind``, a `gemb.runners` name) and
+A recipe is a Python file with ``get_config(variant: str = "")`` returning an
+`ml_collections.ConfigDict`. Recipe names are looked up in a ``recipes/`` folder in the current
+directory (a user's own recipes), then in the recipes that ship inside the package
+(`gemb/recipes/`), then in the entry-point group ``gemb.recipes`` (a plugin distribution adds a
+recipe as ``NAME = "package.module"``, the module being the recipe file). A path to a ``.py`` file
+also works. The config names its run kind (``kind``, a `gemb.runners` name) and
 its components by registry spec. gemb locks the config, so a typo'd key is an error, and
 command-line overrides (``--set a.b=3``) are converted to the type already in the config.
 """
@@ -34,23 +38,63 @@ class Recipe:
     return f"{self.name}:{self.variant}" if self.variant else self.name
 
 
+RECIPE_GROUP = "gemb.recipes"
+BUILTIN_RECIPES = pathlib.Path(__file__).resolve().parent / "recipes"
+
+
 def recipe_dirs() -> list[pathlib.Path]:
-  """Where recipe names are looked up: ./recipes, then the recipes/ beside an editable checkout."""
-  dirs = [pathlib.Path.cwd() / "recipes", pathlib.Path(__file__).resolve().parent.parent / "recipes"]
+  """Folders where recipe names are looked up: ./recipes (the user's own), then gemb/recipes."""
   out = []
-  for d in dirs:
+  for d in (pathlib.Path.cwd() / "recipes", BUILTIN_RECIPES):
     if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
       out.append(d)
   return out
 
 
-def available_recipes() -> dict[str, pathlib.Path]:
-  found: dict[str, pathlib.Path] = {}
+@dataclasses.dataclass(frozen=True)
+class RecipeSource:
+  """Where a recipe name resolves to: its file and who provides it ("local", "gemb", or the name
+  of the plugin distribution)."""
+  name: str
+  path: pathlib.Path
+  origin: str
+
+
+def _plugin_recipes() -> list[RecipeSource]:
+  """Recipes from the ``gemb.recipes`` entry points, resolved to files without importing them; a
+  plugin whose module cannot be found is warned about and skipped."""
+  import importlib.metadata
+  import warnings
+  out = []
+  for ep in importlib.metadata.entry_points(group=RECIPE_GROUP):
+    dist = ep.dist.name if ep.dist is not None else "?"
+    try:
+      spec = importlib.util.find_spec(ep.value.split(":")[0].strip())
+      if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ImportError(f"no Python source file for module {ep.value!r}")
+    except Exception as e:  # a broken plugin must not hide the other recipes
+      warnings.warn(f"gemb: recipe plugin {dist} -> {RECIPE_GROUP}:{ep.name} could not be found "
+                    f"({type(e).__name__}: {e}); skipped.", RuntimeWarning, stacklevel=2)
+      continue
+    out.append(RecipeSource(ep.name, pathlib.Path(spec.origin), dist))
+  return out
+
+
+def recipe_sources() -> list[RecipeSource]:
+  """Every recipe gemb can find, first match per name winning: ./recipes, gemb/recipes, plugins."""
+  found: dict[str, RecipeSource] = {}
   for d in recipe_dirs():
+    origin = "gemb" if d.resolve() == BUILTIN_RECIPES else "local"
     for p in sorted(d.glob("*.py")):
       if not p.name.startswith("_"):
-        found.setdefault(p.stem, p)
-  return found
+        found.setdefault(p.stem, RecipeSource(p.stem, p, origin))
+  for src in _plugin_recipes():
+    found.setdefault(src.name, src)
+  return list(found.values())
+
+
+def available_recipes() -> dict[str, pathlib.Path]:
+  return {s.name: s.path for s in recipe_sources()}
 
 
 def find_recipe(ref: str) -> Recipe:
@@ -65,7 +109,7 @@ def find_recipe(ref: str) -> Recipe:
   if target not in known:
     close = difflib.get_close_matches(target, list(known), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    where = ", ".join(str(d) for d in recipe_dirs()) or "no recipes/ folder found"
+    where = ", ".join([str(d) for d in recipe_dirs()] + [f"entry points {RECIPE_GROUP!r}"])
     raise ConfigError(f"Unknown recipe {target!r}.{hint} Known recipes: "
                       f"{', '.join(known) or 'none'} (looked in {where}).")
   return Recipe(target, variant, known[target])

@@ -1,4 +1,4 @@
-"""Every recipe in recipes/ runs end to end in its `tiny` variant, with the command its docstring shows."""
+"""Every recipe in gemb/recipes/ runs end to end in its `tiny` variant, with the command its docstring shows."""
 
 import ast
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from _helpers import REPO, run_gemb
 
-RECIPES = sorted(p for p in (REPO / "recipes").glob("*.py") if not p.name.startswith("_"))
+RECIPES = sorted(p for p in (REPO / "gemb" / "recipes").glob("*.py") if not p.name.startswith("_"))
 
 
 def _tiny_command(path):
@@ -29,6 +29,13 @@ def test_recipe_tiny_variant_runs(path, tmp_path):
   assert meta["status"] == "completed"
   assert (tmp_path / "config.json").exists()
   assert (tmp_path / "metrics.jsonl").read_text().strip(), "a run must log metrics"
+  if path.stem in ("train", "quickstart"):
+    # A finished run keeps its model, reports and plots, not its training checkpoints
+    # (checkpoint.keep_finished defaults to 0): nothing but empty stage folders under ckpt/.
+    train_dir = tmp_path / "train" if path.stem == "quickstart" else tmp_path
+    assert (train_dir / "model" / "model.safetensors").is_file()
+    left = [p for p in (train_dir / "ckpt").rglob("*") if p.is_file()]
+    assert not left, left[:5]
   if path.stem == "train":
     # The tiny training run must learn something that carries over to held-out pairs.
     summary = json.loads((tmp_path / "summary.json").read_text())

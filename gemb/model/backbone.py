@@ -10,6 +10,7 @@ L2-normalised. The text path is exactly BERT's, so MiniLM's weights load unchang
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Sequence
 
 import jax
@@ -261,12 +262,24 @@ class EmbeddingModel(nnx.Module):
     return matryoshka(self.encode(batch), check_dim(dim, self.cfg))
 
 
+_WARNED_DIMS: set[tuple[tuple[int, ...], int]] = set()
+
+
 def check_dim(dim: int | None, cfg: ModelConfig) -> int:
+  """The output size for `dim`: any int from 1 to out_dim (None: out_dim). The embedding is the
+  first `dim` dimensions, renormalised; a size that is not a trained Matryoshka size works but
+  was not trained for, and gets a warning once per process and size."""
   if dim is None:
     return cfg.out_dim
-  if dim not in cfg.mrl_dims and dim != cfg.out_dim:
-    raise InputError(f"dim={dim} is not one of this model's Matryoshka sizes "
-                     f"{sorted(set(cfg.mrl_dims) | {cfg.out_dim})}; pick one of them.")
+  if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= cfg.out_dim:
+    raise InputError(f"dim={dim!r}: pick an int from 1 to this model's output size {cfg.out_dim} "
+                     f"(trained Matryoshka sizes: {sorted(set(cfg.mrl_dims) | {cfg.out_dim})}).")
+  trained = tuple(sorted(set(cfg.mrl_dims) | {cfg.out_dim}))
+  if int(dim) not in trained and (trained, int(dim)) not in _WARNED_DIMS:
+    _WARNED_DIMS.add((trained, int(dim)))
+    warnings.warn(f"dim={dim} is not one of this model's trained Matryoshka sizes {list(trained)}; "
+                  "its embeddings are the first dims renormalised, as for the trained sizes, but "
+                  "retrieval quality at this size was not trained for.", UserWarning, stacklevel=3)
   return int(dim)
 
 

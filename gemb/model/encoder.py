@@ -10,6 +10,7 @@ training uses.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -27,6 +28,8 @@ from gemb.io import atomic_write
 from gemb.model import inputs as I
 from gemb.model.backbone import (EmbeddingModel, ModelConfig, check_dim, matryoshka,
                                  patch_specs_of)
+from gemb.model import packing, user_items
+from gemb.model.packing import Packed
 from gemb.model.tokenizers import MODALITY_NAMES, TEXT, PartTokens, interleave_by_time
 
 from gemb.model_folder import CONFIG_FILE, FORMAT, TOKENIZER_FILE, WEIGHTS_FILE  # noqa: E402
@@ -34,29 +37,6 @@ from gemb.model_folder import CONFIG_FILE, FORMAT, TOKENIZER_FILE, WEIGHTS_FILE 
 
 def task_prompt(task: str) -> str:
   return f"task: {task} | query: "
-
-
-def _bucket(n: int, buckets: Sequence[int]) -> int:
-  for b in buckets:
-    if b >= n:
-      return b
-  return n
-
-
-_ROW_LADDER = tuple(2 ** k for k in range(12))  # rows per forward pass
-_SHARED_ROW = 64  # tokens per row that short items share (see Encoder._row_length)
-
-
-def _pow2(n: int) -> int:
-  return 1 << max(0, (n - 1).bit_length())
-
-
-@dataclasses.dataclass
-class _Packed:
-  """One item's tokens, [CLS] and [SEP] included."""
-  parts: list[PartTokens]
-  length: int
-  n_patches: int
 
 
 class Encoder:
@@ -91,7 +71,17 @@ class Encoder:
 
   # -- tokenizing and packing ------------------------------------------------------------------
 
-  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[_Packed]:
+  def tokenize(self, items: Sequence[Any], task: str | None = None) -> list[Packed]:
+    """`items` validated and tokenized as `embed` does it (task prompt included): one `Packed` per
+    item, its token length counting [CLS] and [SEP]."""
+    return self._tokenize(items, task)
+
+  def plan(self, lengths: Sequence[int], batch_size: int) -> list[tuple[int, list[list[int]]]]:
+    """The forward passes `embed` runs for items of these token lengths (`gemb.model.packing`)."""
+    return packing.plan(lengths, max_len=self.config.max_len,
+                        length_buckets=self.config.length_buckets, batch_size=batch_size)
+
+  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[Packed]:
     if isinstance(items, (str, I.Text, I.Image, I.Audio, I.Video, I.Interleaved)):
       raise InputError("embed/prepare take a list of items; wrap a single item in a list.")
     if items is None or isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
@@ -183,7 +173,7 @@ class Encoder:
     at = self._audio_tokens(v.audio, f"{where} (soundtrack)", span, notes)
     return interleave_by_time([(vt, tok.time_step), (at, self.audio_tokenizer.time_step)])
 
-  def _fit(self, index: int, parts: list[PartTokens], notes: list[str] | None = None) -> _Packed:
+  def _fit(self, index: int, parts: list[PartTokens], notes: list[str] | None = None) -> Packed:
     """Checks an item's length against max_len; truncates from the end when configured."""
     budget = self.config.max_len - 2
     n = sum(len(p) for p in parts)
@@ -204,9 +194,9 @@ class Encoder:
         left -= len(kept[-1])
       parts, n = kept, budget
     n_patches = sum(len(p) for p in parts if p.modality != TEXT)
-    return _Packed(parts, n + 2, n_patches)
+    return Packed(parts, n + 2, n_patches)
 
-  def _pack(self, rows: Sequence[Sequence[_Packed]], length: int, n_patch: int, n_rows: int,
+  def _pack(self, rows: Sequence[Sequence[Packed]], length: int, n_patch: int, n_rows: int,
             segments: bool = False) -> dict:
     """Lays items out in `n_rows` rows of `length` tokens; several per row when `segments`."""
     tt = self.text_tokenizer
@@ -247,11 +237,11 @@ class Encoder:
       batch["segment_ids"] = seg
     return batch
 
-  def _shape_for(self, packed: Sequence[_Packed]) -> tuple[int, int]:
+  def _shape_for(self, packed: Sequence[Packed]) -> tuple[int, int]:
     buckets = tuple(b for b in self.config.length_buckets if b < self.config.max_len)
-    length = _bucket(max(p.length for p in packed), buckets + (self.config.max_len,))
+    length = packing.bucket(max(p.length for p in packed), buckets + (self.config.max_len,))
     n_patch = max(p.n_patches for p in packed)
-    return length, (_pow2(n_patch) if n_patch else 0)
+    return length, (packing.pow2(n_patch) if n_patch else 0)
 
   def prepare(self, items: Sequence[Any], task: str | None = None, *, length: int | None = None,
               num_patches: int | None = None, batch_size: int | None = None) -> dict:
@@ -315,93 +305,102 @@ class Encoder:
       self._forward_cache[dim] = jax.jit(fwd, static_argnums=2)
     return self._forward_cache[dim]
 
-  def _plan(self, packed: Sequence[_Packed], subset: Sequence[int], cap: int,
-            batch_size: int) -> list[list[list[int]]]:
-    """Packs items into rows of `cap` tokens (best-fit decreasing), rows into forward passes.
+  def embed(self, items: Any, task: str | None = None, dim: int | None = None,
+            batch_size: int = 64, *, progress: bool | None = None) -> np.ndarray:
+    """Embeds `items` (any mix of modalities) → float32 [n, dim], rows L2-normalised; one item
+    (``embed("a cat")``, an image, a path) → float32 [dim].
 
-    A group of rows is cut into power-of-two pieces rather than padded, so the only shapes
-    that vary for one row length are the row count and the patch slots (powers of two).
-    """
-    order = sorted(subset, key=lambda i: (-packed[i].length, i))
-    rows: list[list[int]] = []
-    by_free: list[list[int]] = [[] for _ in range(cap + 1)]  # free tokens -> open rows
-    free: list[int] = []
-    for i in order:  # best fit: the open row with the least room that still fits
-      n = packed[i].length
-      r = next((by_free[c].pop() for c in range(n, cap + 1) if by_free[c]), None)
-      if r is None:
-        r = len(rows)
-        rows.append([])
-        free.append(cap)
-      rows[r].append(i)
-      free[r] -= n
-      if len(rows[r]) < min(batch_size, cap // 3):
-        by_free[free[r]].append(r)
-    groups, cur, count = [], [], 0
-    for row in rows:
-      if cur and count + len(row) > batch_size:
-        groups.append(cur)
-        cur, count = [], 0
-      cur.append(row)
-      count += len(row)
-    if cur:
-      groups.append(cur)
-    out = []
-    for g in groups:  # cut each group to a rung of the ladder; the rest starts the next group
-      while g:
-        k = max(r for r in _ROW_LADDER if r <= len(g))
-        out.append(g[:k])
-        g = g[k:]
-    return out
-
-  def _row_length(self, length: int) -> int:
-    """Items up to 64 tokens share rows of 64; longer ones get a row of their bucket.
-
-    Attention (and its softmax) costs row length² per row, so rows no longer than needed to
-    pack short items well: on MiniLM with a realistic mix of lengths, rows of 64 spent 15%
-    less CPU time than rows of 128 (rows of 48 to 96 were alike).
-    """
-    cfg = self.config
-    buckets = tuple(b for b in cfg.length_buckets if b < cfg.max_len) + (cfg.max_len,)
-    return _bucket(max(length, min(_SHARED_ROW, cfg.max_len)), buckets)
-
-  def embed(self, items: Sequence[Any], task: str | None = None, dim: int | None = None,
-            batch_size: int = 64) -> np.ndarray:
-    """Embeds `items` (any mix of modalities) → float32 [n, dim], rows L2-normalised.
-
+    Items: str, `gemb.Text` / `Image` / `Audio` / `Video`, an interleaved list of parts, and the
+    ecosystem's forms (`gemb.model.user_items`): an image as a numpy array or `PIL.Image.Image`,
+    a file as a `pathlib.Path` (image, audio, video or PDF by suffix).
     `task` (e.g. "search result") marks queries: their text gets ``task: {task} | query: ``
-    prepended. Documents use task=None. `dim` picks a Matryoshka size (default: full).
+    prepended. Documents use task=None. `dim`: any size up to the output size (the first `dim`
+    dimensions, renormalised; a size the model was not trained at gets a one-time warning).
     `batch_size` bounds the items per forward pass; short items share rows (each attends
-    only to itself), so the result is the same as embedding each item alone.
+    only to itself), so the result is the same as embedding each item alone. `progress`: a
+    tqdm bar (default: on above PROGRESS_ABOVE items, unless GEMB_PROGRESS=0).
     """
     dim = check_dim(dim, self.config)
     if not isinstance(batch_size, int) or batch_size < 1:
       raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
+    single = user_items.is_single_item(items)
+    items = [user_items.coerce_item(x) for x in ([items] if single else items)]
     packed = self._tokenize(items, task)
     out = np.zeros((len(packed), dim), np.float32)
     if not packed:
       return out
     graphdef, state = nnx.split(self.model)
     fwd = self._forward(graphdef, dim)
-    by_length: dict[int, list[int]] = {}
-    for i, p in enumerate(packed):
-      by_length.setdefault(self._row_length(p.length), []).append(i)
-    plan = [(length, rows) for length, subset in sorted(by_length.items())
-            for rows in self._plan(packed, subset, length, batch_size)]
-    pending = []
+    plan = self.plan([p.length for p in packed], batch_size)
+    bar = _progress_bar(len(packed), progress)
+    pending: collections.deque = collections.deque()
+
+    def collect(rows, emb):
+      emb_rsd = np.asarray(emb)
+      for r, row in enumerate(rows):
+        out[row] = emb_rsd[r, : len(row)]
+      if bar is not None:
+        bar.update(sum(len(row) for row in rows))
+
     for length, rows in plan:
       n_seg = min(batch_size, length // 3)  # fixed: every item has ≥ 3 tokens ([CLS] x [SEP])
       n_patch = max(sum(packed[i].n_patches for i in r) for r in rows)
-      n_patch = _pow2(n_patch) if n_patch else 0
+      n_patch = packing.pow2(n_patch) if n_patch else 0
       batch = self._pack([[packed[i] for i in r] for r in rows], length, n_patch, len(rows),
                          segments=True)
       self.compiled_shapes.add((len(rows), length, n_patch, n_seg, dim))
       pending.append((rows, fwd(state, batch, n_seg)))  # async: pack the next one meanwhile
-    for rows, emb in pending:
-      emb_rsd = np.asarray(emb)
-      for r, row in enumerate(rows):
-        out[row] = emb_rsd[r, : len(row)]
-    return out
+      if len(pending) > _IN_FLIGHT:  # bounded: host memory, and a progress bar that moves
+        collect(*pending.popleft())
+    while pending:
+      collect(*pending.popleft())
+    if bar is not None:
+      bar.close()
+    return out[0] if single else out
+
+  def similarity(self, a_nd: Any, b_md: Any) -> np.ndarray:
+    """Cosine similarity [n, m] between two sets of embeddings (rows; a single vector counts as
+    one row), as sentence-transformers' `similarity`. gemb's embeddings are unit-norm, so this is
+    their dot product."""
+    a = _as_rows(a_nd, "a")
+    b = _as_rows(b_md, "b")
+    if a.shape[1] != b.shape[1]:
+      raise InputError(f"similarity: the embeddings have different sizes, {a.shape[1]} and "
+                       f"{b.shape[1]}; embed both with the same dim.")
+    a = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
+    b = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
+    return (a @ b.T).astype(np.float32)
+
+  def encode(self, sentences: Any, batch_size: int = 32, show_progress_bar: bool | None = None,
+             convert_to_numpy: bool = True, normalize_embeddings: bool = True,
+             prompt_name: str | None = None, prompt: str | None = None, *,
+             dim: int | None = None, task: str | None = None, **kwargs) -> np.ndarray:
+    """sentence-transformers' `encode` protocol (also what mteb's older wrappers call):
+    a str → [d], a list → [n, d], float32 numpy.
+
+    `prompt_name` picks the query prompt: a key of this model's trained `prompts` (when it has
+    them), "query" (gemb's retrieval query task, "search result"), "document" / "passage" / None
+    (no prompt: documents), or any other string, taken as a gemb task name. `task=` says the
+    same in gemb's words. A literal `prompt` string is refused: gemb prompts are task names.
+    gemb's embeddings are always unit-norm, so `normalize_embeddings` changes nothing; `dim`
+    (sentence-transformers' `truncate_dim`) picks the size.
+    """
+    if prompt is not None:
+      raise InputError("encode(prompt=...): gemb's query prompts are task names, not free text; "
+                       "pass prompt_name='query' or task='search result' instead.")
+    if not convert_to_numpy or kwargs.get("convert_to_tensor"):
+      raise InputError("encode: gemb returns numpy arrays only (convert_to_numpy=True).")
+    unknown = set(kwargs) - {"convert_to_tensor", "device", "output_value", "precision",
+                             "truncate_dim"}
+    if unknown:
+      raise InputError(f"encode: unknown argument(s) {sorted(unknown)}.")
+    if kwargs.get("truncate_dim") is not None:
+      dim = kwargs["truncate_dim"]
+    if task is None and prompt_name is not None:
+      task = _task_for_prompt_name(prompt_name, getattr(self, "prompts", None))
+    del normalize_embeddings  # always unit-norm
+    return self.embed(sentences, task=task, dim=dim, batch_size=batch_size,
+                      progress=show_progress_bar)
 
   # -- saving ----------------------------------------------------------------------------------
 
@@ -467,6 +466,40 @@ def keep_media_max_len(enc: "Encoder") -> None:
 def _spec(name: str, args: tuple, kwargs: dict) -> str:
   parts = [repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()]
   return f"{name}({', '.join(parts)})" if parts else name
+
+
+PROGRESS_ABOVE = 4096  # embed shows a progress bar for more items than this (progress=None)
+_IN_FLIGHT = 8  # forward passes dispatched ahead of the one being collected
+QUERY_TASK = "search result"  # the task a sentence-transformers prompt_name="query" stands for
+
+
+def _progress_bar(n: int, progress: bool | None):
+  if progress is None:
+    progress = n > PROGRESS_ABOVE and os.environ.get("GEMB_PROGRESS", "") != "0"
+  if not progress:
+    return None
+  from tqdm.auto import tqdm
+  return tqdm(total=n, desc="embed", unit="item")
+
+
+def _as_rows(x: Any, what: str) -> np.ndarray:
+  x = np.asarray(x, np.float32)
+  if x.ndim == 1:
+    x = x[None]
+  if x.ndim != 2 or not x.size:
+    raise InputError(f"similarity: {what} must be embeddings [n, d] (or one vector [d]), got "
+                     f"shape {x.shape}.")
+  return x
+
+
+def _task_for_prompt_name(name: str, prompts: Any) -> str | None:
+  if isinstance(prompts, dict) and name in prompts:
+    return prompts[name]
+  if name == "query":
+    return QUERY_TASK
+  if name in ("document", "passage", "corpus"):
+    return None
+  return name
 
 
 def load(preset_or_dir: str, *, seed: int = 0) -> Encoder:

@@ -172,6 +172,18 @@ class Checkpointer:
         state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore()))
     return out.state, dict(out.meta)
 
+  def prune(self, keep: int) -> list[int]:
+    """Deletes all but the latest `keep` checkpoints (0: all of them); returns the deleted steps.
+    For a finished run, whose result is its saved model: the checkpoints only served resuming."""
+    if keep < 0:
+      raise ConfigError(f"checkpoint.keep_finished must be >= 0, got {keep}.")
+    self._mgr.wait_until_finished()
+    steps = sorted(self._mgr.all_steps())
+    gone = steps[:len(steps) - keep] if keep else steps
+    for step in gone:
+      self._mgr.delete(step)
+    return gone
+
   def wait(self) -> None:
     self._mgr.wait_until_finished()
     self._after_saves()

@@ -72,9 +72,9 @@ def test_wrong_item_types(enc):
   _err(enc, [["a", ["nested"]]], "Item 0, part 1", "no nesting")
   _err(enc, [[]], "Item 0", "at least one part")
   with pytest.raises(InputError, match="list of items"):
-    enc.embed("just a string")
-  with pytest.raises(InputError, match="Matryoshka"):
-    enc.embed(["a"], dim=7)
+    enc.prepare("just a string")  # embed("...") gives one vector; prepare builds a batch
+  with pytest.raises(InputError, match="output size 64"):
+    enc.embed(["a"], dim=65)
   with pytest.raises(InputError, match="task"):
     enc.embed(["a"], task="")
 

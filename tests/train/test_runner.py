@@ -1,4 +1,4 @@
-"""The `train` run kind on recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
+"""The `train` run kind on gemb/recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
 and the partition spec of every parameter per recipe variant against a golden file."""
 
 import json
@@ -18,7 +18,7 @@ GOLDEN = pathlib.Path(__file__).parent.parent / "golden"
 def test_tiny_recipe_runs_stages_soup_and_resumes(tmp_path, monkeypatch):
   monkeypatch.setenv("GEMB_PROGRESS", "0")
   over = ["stages.prefinetune.steps=6", "stages.finetune.steps=6", "checkpoint.every=2",
-          "eval.max_queries=20"]
+          "eval.max_queries=20", "checkpoint.keep_finished=2"]
   s = run_lib.run_recipe("train:tiny", over, str(tmp_path))
   assert set(s) >= {"eval_before", "stage/prefinetune", "stage/finetune", "soup", "eval_after"}
   assert s["soup"]["method"] == "greedy" and s["soup"]["kept"]
@@ -27,7 +27,7 @@ def test_tiny_recipe_runs_stages_soup_and_resumes(tmp_path, monkeypatch):
   for f in ("summary.json", "curves.png", "partition_specs.json", "model/model.safetensors"):
     assert (tmp_path / f).is_file(), f
   kept = sorted(int(p.name) for p in (tmp_path / "ckpt" / "finetune").iterdir() if p.name.isdigit())
-  assert kept == [4, 6]  # keep-last-2
+  assert kept == [4, 6]  # keep-last-2 while training, and keep_finished=2 after
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert any("finetune/loss" in r and "finetune/lr" in r and "finetune/examples_per_s" in r
              for r in recs)

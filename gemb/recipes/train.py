@@ -58,8 +58,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
                          3e-4 if tiny else 2e-5, loss),
   }
   c.stage_order = ("prefinetune", "finetune")
+  # keep: checkpoints per stage while it trains (the soup's candidates); keep_finished: per stage
+  # once the run has finished (0: the saved model/ is the result; raise it to resume or re-soup).
   c.checkpoint = {"every": 12 if tiny else 200, "keep": 2 if tiny else 3,
-                  "async_save": True}
+                  "async_save": True, "keep_finished": 0}
   c.log_every = 12 if tiny else 50
   c.eval = {"dataset": "text-pairs", "split": "validation", "max_queries": 100 if tiny else 300}
   c.soup = {"method": "greedy", "metric": "mrr"}
