@@ -10,14 +10,15 @@ from gemb.coldstart.calibrate import Calibration, calibrate
 from gemb.coldstart.episode import Episode, collect_logs, run_episode
 from gemb.coldstart.features import bow_embed, resolve_embedder, static_features
 from gemb.coldstart.model import DiscoverabilityModel, expected_calibration_error, train
-from gemb.coldstart.policies import (AllocationError, Policy, PolicyContext, check_allocation,
-                                     engagement_features, model_features)
-from gemb.coldstart.simulator import BruteForceIndex, Observation, SimConfig, Simulator
+from gemb.coldstart.engagement import engagement_features, model_features
+from gemb.coldstart.policies.protocol import (AllocationError, Policy, PolicyContext,
+                                              check_allocation)
+from gemb.coldstart.simulator import Observation, SimConfig, Simulator, admission
 
 __all__ = [
-    "AllocationError", "BruteForceIndex", "Calibration", "DiscoverabilityModel", "Episode",
+    "AllocationError", "Calibration", "DiscoverabilityModel", "Episode",
     "Observation", "Policy", "PolicyContext", "SimConfig", "Simulator", "allocate",
-    "allocate_exact", "bisect_quota", "bow_embed", "calibrate", "check_allocation",
+    "admission", "allocate_exact", "bisect_quota", "bow_embed", "calibrate", "check_allocation",
     "collect_logs", "engagement_features", "expected_calibration_error", "model_features",
     "quota_closed_form", "resolve_embedder", "run_episode", "static_features", "train",
 ]

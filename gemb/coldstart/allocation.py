@@ -1,7 +1,7 @@
 """Traffic quotas and budgeted allocation.
 
 The discoverability curve of an item is ``P(X) = sigmoid(c) * sigmoid(a + s * log1p(X / x0))``
-with ``s >= 0`` (see `model.py`). Its quota at confidence CF is the traffic X with P(X) = CF, in
+with ``s >= 0`` (`curve.curve_prob`; see `model.py`). Its quota at confidence CF is the traffic X with P(X) = CF, in
 closed form; `bisect_quota` solves the same equation for any non-decreasing curve.
 
 `allocate` picks which items to fund with their remaining quota to maximize the expected number of
@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from gemb.coldstart.curve import curve_prob
 from gemb.errors import InputError
 
 EXACT_MAX_ITEMS = 16
@@ -32,12 +33,6 @@ def check_budget(budget: float, what: str = "traffic budget") -> float:
   if not (np.isfinite(budget) and budget > 0):
     raise InputError(f"the {what} must be a positive number, got {budget!r}.")
   return float(budget)
-
-
-def curve_prob(a, s, c, x, x0: float) -> np.ndarray:
-  """P(X) of the curve family, vectorized (numpy)."""
-  z = a + s * np.log1p(np.asarray(x, np.float64) / x0)
-  return 1.0 / (1.0 + np.exp(-c)) / (1.0 + np.exp(-z))
 
 
 def quota_closed_form(a, s, c, cf: float, x0: float) -> np.ndarray:

@@ -8,8 +8,9 @@ from typing import Any, Callable
 import numpy as np
 
 from gemb.coldstart.calibrate import Calibration
-from gemb.coldstart.policies import check_allocation, model_features
-from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
+from gemb.coldstart.engagement import model_features
+from gemb.coldstart.policies.protocol import check_allocation
+from gemb.coldstart.simulator import SimConfig, Simulator, exact_index
 
 
 @dataclasses.dataclass
@@ -58,7 +59,7 @@ def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
 
 
 def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, seed: int,
-                 x_max: float = 400.0, index_factory: Callable = BruteForceIndex,
+                 x_max: float = 400.0, index_factory: Callable = exact_index,
                  zero_share: float = 0.1, policy: Any = None,
                  noise: float = 0.7) -> dict[str, np.ndarray]:
   """Exploration logs: one row per item and period it spent in exploration, with the features at

@@ -27,8 +27,9 @@ from gemb.coldstart import model as model_lib
 from gemb.coldstart.calibrate import calibrate
 from gemb.coldstart.episode import Episode, collect_logs, policy_rng, run_episode
 from gemb.coldstart.features import resolve_embedder, static_features
-from gemb.coldstart.policies import N_ENGAGEMENT, PolicyContext
-from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
+from gemb.coldstart.engagement import N_ENGAGEMENT
+from gemb.coldstart.policies.protocol import PolicyContext
+from gemb.coldstart.simulator import SimConfig, Simulator
 from gemb.config import flat_items
 from gemb.data.movielens import load_movielens_100k
 from gemb.errors import ConfigError
@@ -36,10 +37,8 @@ from gemb.train.checkpoint import Checkpointer
 
 
 def index_factory(spec: str) -> Callable[[], Any]:
-  """``"local-exact"``: the simulator's own brute force; anything else: a gemb.retrievers spec."""
-  if spec == "local-exact":
-    return BruteForceIndex
-  return registry.retrievers.get(spec)
+  """A gemb.retrievers spec; ``"local-exact"`` (older recipes) is ``"exact"``."""
+  return registry.retrievers.get("exact" if spec == "local-exact" else spec)
 
 
 def sim_config(cfg) -> SimConfig:

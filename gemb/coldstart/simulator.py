@@ -4,9 +4,11 @@ Per period, in this order:
 
 1. ``n_new`` fresh items enter (latents drawn around MovieLens's newest items, see `calibrate`);
 2. a policy spends at most ``budget`` exploration impressions on the items still in exploration;
-   each impression is shown to a random user and engages with the item's true rate ``q_i``;
-3. the exploitation recommender admits an item once its engagement passes the bar (at least
-   ``n_min`` impressions and a posterior-mean engagement rate of at least ``bar``);
+   each impression is shown to a random user and engages with the item's true rate ``q_i`` (the
+   i-th impression of an item always draws the same uniform, `stream_uniforms`: one fixed click
+   stream per item, so allocations change how far into its stream an item gets, not the stream);
+3. the exploitation recommender admits an item once its engagement passes the bar (`admission`:
+   at least ``n_min`` impressions and a posterior-mean engagement rate of at least ``bar``);
 4. ``n_users`` users arrive; for each, candidates are retrieved over the admitted items by
    ``<user, item>`` through a retrieval backend, ranked by estimated engagement, and the top
    ``slate`` are recommended;
@@ -41,35 +43,41 @@ class Index(Protocol):
   def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _topk_dot(q_qd, emb_nd, k: int):
-  return jax.lax.top_k(q_qd @ emb_nd.T, k)
+def exact_index() -> Index:
+  """The default retrieval backend: ``gemb.retrievers`` "exact" (brute-force inner product)."""
+  from gemb import registry
+  return registry.retrievers.build("exact")
 
 
-class BruteForceIndex:
-  """Exact inner-product top-k in JAX, chunked over queries; same interface as gemb.retrievers."""
+def admission(impressions, clicks, prior: tuple[float, float], n_min: int, bar: float):
+  """The exploitation bar, the one definition of it: at least `n_min` exploration impressions and
+  a posterior-mean engagement of at least `bar` (Beta `prior`). Elementwise on counts of any
+  shape; the simulator admits with it and the lookahead plan imagines admissions with it."""
+  a, b = prior
+  n = np.asarray(impressions)
+  post = (a + np.asarray(clicks)) / (a + b + n)
+  return (n >= n_min) & (post >= bar)
 
-  def __init__(self, chunk: int = 4096):
-    self.chunk = chunk
-    self._emb = None
-    self._ids = None
 
-  def build(self, emb_nd: np.ndarray, ids: np.ndarray | None = None) -> "BruteForceIndex":
-    self._emb = jnp.asarray(emb_nd, jnp.float32)
-    self._ids = None if ids is None else np.asarray(ids)
-    return self
+_M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), \
+    np.uint64(0x94D049BB133111EB)
 
-  def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    k = min(k, self._emb.shape[0])
-    ids, scores = [], []
-    for s in range(0, len(queries_qd), self.chunk):
-      sc, ix = _topk_dot(jnp.asarray(queries_qd[s:s + self.chunk], jnp.float32), self._emb, k)
-      ids.append(np.asarray(ix))
-      scores.append(np.asarray(sc))
-    ids_qk = np.concatenate(ids)
-    if self._ids is not None:
-      ids_qk = self._ids[ids_qk]
-    return ids_qk, np.concatenate(scores)
+
+def stream_uniforms(seed: int, item, j) -> np.ndarray:
+  """The uniform in [0, 1) behind impression `j` (0-based) of item `item` in the run of `seed`.
+
+  A counter-based hash (splitmix64), so every item has one fixed stream of clicks: impression j
+  engages iff its uniform is below the item's true rate, whatever the allocation that led to it.
+  The simulator draws its clicks from it, and `bound.hindsight_bound` reads the same streams.
+  """
+  item = np.asarray(item, np.uint64)
+  j = np.asarray(j, np.uint64)
+  with np.errstate(over="ignore"):
+    z = (np.uint64(seed) * _M1 + item) * _M2 + j * _M1 + _M3
+    z = (z ^ (z >> np.uint64(30))) * _M2
+    z = (z ^ (z >> np.uint64(27))) * _M3
+    z = z ^ (z >> np.uint64(31))
+  return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -149,7 +157,7 @@ class Simulator:
   """Fixed capacity: all ``periods * n_new`` fresh items are drawn up front, entering over time."""
 
   def __init__(self, cal: Calibration, config: SimConfig, item_features_tf: np.ndarray, seed: int,
-               index_factory: Callable[[], Index] = BruteForceIndex):
+               index_factory: Callable[[], Index] = exact_index):
     config.validate()
     if item_features_tf.shape[0] != cal.item_id.shape[0]:
       raise InputError(f"item features have {item_features_tf.shape[0]} rows but the calibration "
@@ -181,7 +189,6 @@ class Simulator:
     qbar = float(self.est_q.mean())  # the platform's prior for a fresh item
     self.prior = (c.prior_strength * qbar, c.prior_strength * (1 - qbar))
     self.rng_users = np.random.default_rng([seed, 1])
-    self.key = jax.random.key(seed)
     self.period = 0
     self.impressions = np.zeros(n, np.int64)
     self.clicks = np.zeros(n, np.int64)
@@ -206,9 +213,8 @@ class Simulator:
     return self.period >= self.config.periods
 
   def admitted(self) -> np.ndarray:
-    a, b = self.prior
-    post = (a + self.clicks) / (a + b + self.impressions)
-    return (self.impressions >= self.config.n_min) & (post >= self.config.bar)
+    return admission(self.impressions, self.clicks, self.prior, self.config.n_min,
+                     self.config.bar)
 
   def active(self) -> np.ndarray:
     """Global indices of the items in exploration now."""
@@ -231,7 +237,7 @@ class Simulator:
     c = self.config
     u, _ = self._probe
     k = min(c.candidates, len(self.est_q))
-    ids, scores = BruteForceIndex().build(self.est_latent).search(u, k)
+    ids, scores = exact_index().build(self.est_latent).search(u, k)
     t_dot = scores[:, -1]
     t_q = np.sort(self.est_q[ids], axis=1)[:, -min(c.slate, k)]
     reach = np.zeros(self.n_items, np.float32)
@@ -240,6 +246,18 @@ class Simulator:
       ok = (dots >= t_dot[None, :]) & (self.q[s:s + 65536, None] >= t_q[None, :])
       reach[s:s + 65536] = ok.mean(1)
     return reach
+
+  def _stream_clicks(self, idx: np.ndarray, alloc: np.ndarray) -> np.ndarray:
+    """Clicks of impressions n..n+alloc-1 of each item idx, from its fixed stream."""
+    alloc = np.maximum(alloc, 0)
+    total = int(alloc.sum())
+    if total == 0:
+      return np.zeros(len(idx), np.int64)
+    owner = np.repeat(np.arange(len(idx)), alloc)
+    offset = np.arange(total) - np.repeat(np.cumsum(alloc) - alloc, alloc)
+    j = self.impressions[idx][owner] + offset
+    hit = stream_uniforms(self.seed, idx[owner], j) < self.q[idx][owner]
+    return np.bincount(owner, hit, len(idx)).astype(np.int64)
 
   def reach(self) -> np.ndarray:
     return self._reach
@@ -268,10 +286,8 @@ class Simulator:
     alloc = np.floor(np.asarray(alloc_a, np.float64)).astype(np.int64)
     if alloc.shape != idx.shape:
       raise InputError(f"allocation has shape {alloc.shape}, expected {idx.shape}.")
-    key = jax.random.fold_in(self.key, self.period)
-    clicks = np.asarray(jax.random.binomial(key, alloc.astype(np.float32), self.q[idx]))
+    self.clicks[idx] += self._stream_clicks(idx, alloc)
     self.impressions[idx] += alloc
-    self.clicks[idx] += clicks.astype(np.int64)
     # Exploitation over the established catalogue plus the admitted fresh items.
     age = self.period - self.entry
     fresh = np.nonzero(self.admitted() & (age >= 0))[0]
