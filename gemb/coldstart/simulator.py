@@ -157,7 +157,11 @@ class Simulator:
   """Fixed capacity: all ``periods * n_new`` fresh items are drawn up front, entering over time."""
 
   def __init__(self, cal: Calibration, config: SimConfig, item_features_tf: np.ndarray, seed: int,
-               index_factory: Callable[[], Index] = exact_index):
+               index_factory: Callable[[], Index] = exact_index,
+               templates: np.ndarray | None = None):
+    """`templates`: the MovieLens items fresh items are drawn around (default: all of
+    ``cal.fresh_templates``); the runner gives disjoint sets to training logs, tuning and
+    evaluation."""
     config.validate()
     if item_features_tf.shape[0] != cal.item_id.shape[0]:
       raise InputError(f"item features have {item_features_tf.shape[0]} rows but the calibration "
@@ -173,7 +177,12 @@ class Simulator:
     c = config
     n = c.periods * c.n_new
     d = cal.item_id.shape[1]
-    self.template = rng.choice(cal.fresh_templates, n)
+    self.templates = np.asarray(cal.fresh_templates if templates is None else templates)
+    if self.templates.size == 0 or self.templates.min() < 0 or \
+        self.templates.max() >= cal.item_id.shape[0]:
+      raise InputError(f"templates must be a non-empty set of item indices below "
+                       f"{cal.item_id.shape[0]}, got {self.templates.size} indices.")
+    self.template = rng.choice(self.templates, n)
     std = cal.item_id.std(0)
     self.latent_nd = (cal.item_id[self.template] + c.item_jitter * std
                       * rng.standard_normal((n, d))).astype(np.float32)
@@ -266,7 +275,8 @@ class Simulator:
   def _potential(self) -> np.ndarray:
     # Counterfactual ground truth: which items become discoverable when every item gets
     # `full_traffic` impressions on entry (same seed, so the same items, users and clicks stream).
-    twin = Simulator(self.cal, self.config, self._static_tf, self.seed, self.index_factory)
+    twin = Simulator(self.cal, self.config, self._static_tf, self.seed, self.index_factory,
+                     self.templates)
     while not twin.done:
       idx = twin.active()
       twin.step(np.where(twin.impressions[idx] == 0, float(self.config.full_traffic), 0.0), idx)
