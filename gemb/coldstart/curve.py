@@ -21,6 +21,10 @@ def curve_logits(a, s, c, x, x0: float, xp: Any = np):
 def curve_prob(a, s, c, x, x0: float, xp: Any = np):
   """P(X) of the curve family, elementwise with broadcasting; numpy (float64) or ``xp=jnp``."""
   if xp is np:
+    from scipy.special import expit as sigmoid
     a, s, c, x = (np.asarray(v, np.float64) for v in (a, s, c, x))
+  else:
+    import jax
+    sigmoid = jax.nn.sigmoid
   c, z = curve_logits(a, s, c, x, x0, xp)
-  return 1.0 / (1.0 + xp.exp(-c)) / (1.0 + xp.exp(-z))
+  return sigmoid(c) * sigmoid(z)
