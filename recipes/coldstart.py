@@ -28,6 +28,11 @@ TUNING = {
                        "epsilon_greedy(epsilon=0.05, chunk=30)"),
     "ucb": ("ucb", "ucb(c=0.1)", "ucb(c=0.3, chunk=40)"),
     "thompson": ("thompson", "thompson(chunk=40)", "thompson(chunk=10)"),
+    # The paper's quota plan: at the policy's default CF 0.99 few curves ever reach CF (their
+    # ceiling is lower), so the plan funds almost nothing; its CF is tuned like the baselines.
+    "quota": ("discoverability(plan='quota', cf=0.5)", "discoverability(plan='quota', cf=0.3)",
+              "discoverability(plan='quota', cf=0.7)"),
+    "discoverability": ("discoverability", "discoverability(cf=0.9)"),
 }
 
 

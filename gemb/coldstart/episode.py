@@ -53,7 +53,8 @@ def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
   while not sim.done:
     obs = sim.observe(with_truth=needs_truth)
     x = check_allocation(name, policy.allocate(obs, rng), obs)
-    cost += float(cost_lib.cost_of(np.floor(x), obs.impressions, obs.clicks, obs.prior).sum())
+    cost += float(cost_lib.cost_of(np.floor(x), obs.impressions, obs.clicks, obs.prior,
+                                   obs.exploit_rate).sum())
     sim.step(x, obs.item)
     if after_period is not None:
       after_period(sim, rng)

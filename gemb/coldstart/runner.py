@@ -95,22 +95,25 @@ def spec_name(spec: str) -> str:
   return registry.parse_spec(spec)[0]
 
 
+def family(spec: str) -> str:
+  """The tuning family of a policy spec: its registry name, except that `discoverability`'s
+  planners are families of their own ("discoverability" for the default lookahead, "greedy",
+  "quota")."""
+  name, _, kwargs = registry.parse_spec(spec)
+  if name == "discoverability":
+    plan = kwargs.get("plan", "lookahead")
+    return name if plan == "lookahead" else plan
+  return name
+
+
 def main_policy(specs) -> str | None:
-  """The evaluated policy the headline is about: the first spec of the registered
-  `discoverability` whose plan is the default (lookahead)."""
-  for spec in specs:
-    name, _, kwargs = registry.parse_spec(spec)
-    if name == "discoverability" and kwargs.get("plan", "lookahead") == "lookahead":
-      return spec
-  return None
+  """The evaluated policy the headline is about: the first `discoverability` spec with the
+  default (lookahead) plan."""
+  return next((s for s in specs if family(s) == "discoverability"), None)
 
 
 def quota_policy(specs) -> str | None:
-  for spec in specs:
-    name, _, kwargs = registry.parse_spec(spec)
-    if name == "discoverability" and kwargs.get("plan") == "quota":
-      return spec
-  return None
+  return next((s for s in specs if family(s) == "quota"), None)
 
 
 @registry.runners.register("coldstart")
@@ -198,17 +201,18 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
 
   # 1. Tuning: every candidate setting of a family on the tuning seeds and templates.
   tuned: dict[str, dict[str, Any]] = {}
-  for family, specs in cfg.tuning.candidates.items():
-    if family not in cfg.policies:
+  for fam, specs in cfg.tuning.candidates.items():
+    if fam not in {family(p) for p in cfg.policies}:
       continue
     scores = {}
     for spec in specs:
       scores[spec] = float(np.mean([run_job(f"tune/{spec}", spec, seed, "tune").n_discoverable
                                     for seed in cfg.tuning.seeds]))
     best = max(scores, key=scores.get)  # first of the best on ties
-    tuned[family] = {"spec": best, "tuning_mean": scores}
+    tuned[fam] = {"spec": best, "tuning_mean": scores}
   # 2. Evaluation on templates never seen in training (the headline).
-  eval_specs = [tuned[s]["spec"] if s in tuned else s for s in cfg.policies]
+  eval_specs = [tuned[family(s)]["spec"] if family(s) in tuned else s for s in cfg.policies]
+  main = main_policy(eval_specs)
   for spec in eval_specs:
     for seed in cfg.seeds:
       run_job(spec, spec, seed, "eval")

@@ -130,6 +130,9 @@ class Observation:
   prior: tuple[float, float]  # Beta(alpha, beta) prior of the bar
   config: SimConfig
   truth: dict[str, np.ndarray] | None = None  # only for policies with needs_truth = True
+  # Mean true engagement of what exploitation shows (what an exploration impression displaces);
+  # None: the prior mean. See `cost.py`.
+  exploit_rate: float | None = None
 
   def __len__(self) -> int:
     return len(self.item)
@@ -237,7 +240,8 @@ class Simulator:
       truth = {"q": self.q[idx], "reach": self.reach()[idx], "potential": self.potential()[idx]}
     return Observation(self.period, self.config.budget, idx, self.features_nf[idx],
                        self.impressions[idx], self.clicks[idx], self.period - self.entry[idx],
-                       self.recs[idx], self.admitted()[idx], self.prior, self.config, truth)
+                       self.recs[idx], self.admitted()[idx], self.prior, self.config, truth,
+                       self.exploit_rate)
 
   @functools.cached_property
   def _reach(self) -> np.ndarray:
@@ -270,6 +274,17 @@ class Simulator:
 
   def reach(self) -> np.ndarray:
     return self._reach
+
+  @functools.cached_property
+  def exploit_rate(self) -> float:
+    """Mean true engagement of the slates exploitation serves the probe users from the
+    established catalogue: the engagement an exploration impression gives up."""
+    c = self.config
+    u, _ = self._probe
+    k = min(c.candidates, len(self.est_q))
+    ids, _ = exact_index().build(self.est_latent).search(u, k)
+    q = np.sort(self.est_q[np.asarray(ids)], axis=1)[:, -min(c.slate, k):]
+    return float(q.mean())
 
   @functools.cached_property
   def _potential(self) -> np.ndarray:

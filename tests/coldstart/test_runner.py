@@ -14,7 +14,9 @@ pytestmark = needs_movielens
 def test_recipe_writes_report_and_discoverability_beats_uniform(tmp_path):
   import gemb.coldstart.runner  # noqa: F401  (until gemb.runners lists it as a builtin module)
   from gemb.run import run_recipe
-  headline = run_recipe("coldstart:tiny", FAST, workdir=str(tmp_path))
+  # At 400 impressions a period, spreading evenly never brings an item to the 20-impression
+  # admission floor within its 3 periods (10 + 5 + 3.3); a policy must concentrate traffic.
+  headline = run_recipe("coldstart:tiny", FAST + ["sim.budget=400"], workdir=str(tmp_path))
   report = json.loads((tmp_path / "report.json").read_text())
   assert set(report["policies"]) == {"uniform", "discoverability", "oracle"}
   for p in report["policies"].values():

@@ -68,7 +68,8 @@ class Discoverability:
     """Greedy plan: quota, the traffic asked for now, its gain and its cost per item."""
     a, s, c = self._curve_fn()(model_features(obs))
     return plan_from_curve(a, s, c, self.model.x0, obs.impressions, self.cf, self.x_max,
-                           self.grid, obs.clicks, obs.prior, self.step_cap, self.pace)
+                           self.grid, obs.clicks, obs.prior, self.step_cap, self.pace,
+                           obs.exploit_rate)
 
   def allocate(self, obs: Observation, rng: np.random.Generator) -> np.ndarray:
     if len(obs) == 0:
@@ -80,7 +81,8 @@ class Discoverability:
     if self.plan_kind == "quota":
       a, s, c = self._curve_fn()(model_features(obs))
       x, q = quota_allocation(a, s, c, self.model.x0, obs.impressions, obs.clicks, obs.prior,
-                              self.cf, obs.budget, self.cost_budget, self.floor)
+                              self.cf, obs.budget, self.cost_budget, self.floor,
+                              obs.exploit_rate)
       self.stats["items_planned"] += len(obs)
       self.stats["finite_quota"] += int(q["finite"].sum())
       return x

@@ -20,7 +20,8 @@ from gemb.coldstart.curve import curve_prob
 
 def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_max: float,
                     grid: int, clicks: np.ndarray, prior: tuple[float, float],
-                    step_cap: float | None = None, pace: bool = False):
+                    step_cap: float | None = None, pace: bool = False,
+                    exploit_rate: float | None = None):
   """Vectorized greedy planning step, given each item's curve parameters: quota, the traffic asked
   for now, its gain, its exploration cost (`cost.cost_of`) and P(G=1) now, per item."""
   n = np.asarray(impressions, np.float32)
@@ -30,7 +31,7 @@ def plan_from_curve(a, s, c, x0: float, impressions: np.ndarray, cf: float, x_ma
   ask, gain, p_now = (np.asarray(v, np.float64) for v in _tangent_step(
       *(np.asarray(v, np.float32) for v in (a, s, c)), n, quota, float(x0), float(x_max), cap,
       int(grid), bool(pace)))
-  cost = cost_lib.cost_of(ask, impressions, clicks, prior)
+  cost = cost_lib.cost_of(ask, impressions, clicks, prior, exploit_rate)
   return {"quota": quota, "ask": ask, "gain": gain, "cost": cost, "p_now": p_now}
 
 

@@ -142,8 +142,9 @@ def lookahead_options(curve_fn: Callable, x0: float, obs: Observation, cf: float
     follow_gain.append(fg + (p1 - p_now[:, None])[..., None])
   # A screen needs a next period in exploration and room for it in the item's quota.
   can_screen = (obs.age + 1 < obs.config.age_cap)[:, None] & (room[:, None] >= np.asarray(screens))
+  cost_rate = cost_lib.cost_rate(obs.posterior_mean(), obs.prior, obs.exploit_rate)
   return LookaheadOptions(push_x, push_gain, tuple(screens), weight, stop_gain, follow_x,
-                          follow_gain, can_screen, cost_lib.cost_rate(obs.posterior_mean(), obs.prior))
+                          follow_gain, can_screen, cost_rate)
 
 
 def allocate_lookahead(opts: LookaheadOptions, budget: float, cost_budget: float | None = None,

@@ -47,8 +47,9 @@ def allocate_quota(need, budget: float, cost=None, cost_budget: float | None = N
 
 
 def quota_allocation(a, s, c, x0: float, impressions, clicks, prior, cf: float, budget: float,
-                     cost_budget: float | None = None, floor: float = 0.0):
+                     cost_budget: float | None = None, floor: float = 0.0,
+                     exploit_rate: float | None = None):
   """One period of the quota plan: (impressions per item, quota_needs dict)."""
   q = quota_needs(a, s, c, x0, impressions, cf, floor)
-  cost = cost_lib.cost_of(q["need"], impressions, clicks, prior)
+  cost = cost_lib.cost_of(q["need"], impressions, clicks, prior, exploit_rate)
   return allocate_quota(q["need"], budget, cost, cost_budget), q
