@@ -202,7 +202,7 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
   # 1. Tuning: every candidate setting of a family on the tuning seeds and templates.
   tuned: dict[str, dict[str, Any]] = {}
   for fam, specs in cfg.tuning.candidates.items():
-    if fam not in {family(p) for p in cfg.policies}:
+    if fam not in {family(p) for p in cfg.policies} or not cfg.tuning.seeds:
       continue
     scores = {}
     for spec in specs:

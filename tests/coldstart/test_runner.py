@@ -63,11 +63,15 @@ def test_simulator_and_logs_draw_only_from_the_given_templates(cal, static, smal
 def test_tiny_recipe_with_plots(tmp_path):
   import gemb.coldstart.runner  # noqa: F401
   from gemb.run import run_recipe
-  run_recipe("coldstart:tiny", workdir=str(tmp_path))
+  run_recipe("coldstart:tiny", ["tuning.seeds=(10,)", "seen_templates=true"],
+             workdir=str(tmp_path))
   for name in ("report.json", "discoverable.png", "traffic.png", "calibration.png"):
     assert (tmp_path / name).stat().st_size > 0
   report = json.loads((tmp_path / "report.json").read_text())
-  assert set(report["tuning"]) == {"uniform_floor", "epsilon_greedy", "ucb", "thompson"}
+  assert set(report["tuning"]) == {"uniform_floor", "epsilon_greedy", "ucb", "thompson", "quota",
+                                   "discoverability"}
+  assert "seen_templates_main_over_bound" in report["headline"]
+  assert (tmp_path / "cost_sweep.png").exists() is False  # tiny: no sweep
 
 
 def test_bad_recipe_values(tmp_path):
