@@ -7,7 +7,6 @@ from typing import Any, Callable
 
 import numpy as np
 
-from gemb.coldstart import cost as cost_lib
 from gemb.coldstart.calibrate import Calibration
 from gemb.coldstart.engagement import model_features
 from gemb.coldstart.policies.protocol import check_allocation
@@ -49,12 +48,9 @@ def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
   rng = policy_rng(seed) if rng is None else rng
   needs_truth = bool(getattr(policy, "needs_truth", False))
   t0, periods0 = time.perf_counter(), sim.period
-  cost = 0.0
   while not sim.done:
     obs = sim.observe(with_truth=needs_truth)
     x = check_allocation(name, policy.allocate(obs, rng), obs)
-    cost += float(cost_lib.cost_of(np.floor(x), obs.impressions, obs.clicks, obs.prior,
-                                   obs.exploit_rate).sum())
     sim.step(x, obs.item)
     if after_period is not None:
       after_period(sim, rng)
@@ -62,8 +58,8 @@ def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
   curve = [h["discoverable"] for h in sim.history]
   spent = sum(h["spent"] for h in sim.history)
   stats = dict(policy.stats) if isinstance(getattr(policy, "stats", None), dict) else None
-  return Episode(name, seed, curve, sim.impressions.copy(), sim.discoverable(), spent, wall, cost,
-                 stats)
+  return Episode(name, seed, curve, sim.impressions.copy(), sim.discoverable(), spent, wall,
+                 sim.cost_spent, stats)
 
 
 def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, seed: int,

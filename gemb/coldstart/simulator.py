@@ -207,6 +207,7 @@ class Simulator:
     self.recs = np.zeros(n, np.int64)
     self.discovered_at = np.full(n, -1, np.int64)
     self.history: list[dict[str, Any]] = []
+    self.cost_spent = 0.0  # exploration cost so far (`cost.cost_of` of every period's traffic)
 
   def _rates(self, latent_nd, bias_n, chunk: int = 65536) -> np.ndarray:
     u, b = self._probe
@@ -311,6 +312,9 @@ class Simulator:
     alloc = np.floor(np.asarray(alloc_a, np.float64)).astype(np.int64)
     if alloc.shape != idx.shape:
       raise InputError(f"allocation has shape {alloc.shape}, expected {idx.shape}.")
+    from gemb.coldstart.cost import cost_of
+    self.cost_spent += float(cost_of(alloc, self.impressions[idx], self.clicks[idx], self.prior,
+                                     self.exploit_rate).sum())
     self.clicks[idx] += self._stream_clicks(idx, alloc)
     self.impressions[idx] += alloc
     # Exploitation over the established catalogue plus the admitted fresh items.
@@ -360,7 +364,7 @@ class Simulator:
     history (JSON). Everything else is rebuilt from the calibration, config and seed."""
     arrays = {k: getattr(self, k).copy() for k in self.COUNTERS}
     return arrays, {"period": self.period, "rng_users": self.rng_users.bit_generator.state,
-                    "history": list(self.history)}
+                    "history": list(self.history), "cost_spent": self.cost_spent}
 
   def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Continues from `state()` of a simulator built with the same calibration, config and seed."""
@@ -373,3 +377,4 @@ class Simulator:
     self.period = int(meta["period"])
     self.rng_users.bit_generator.state = meta["rng_users"]
     self.history = [dict(h) for h in meta["history"]]
+    self.cost_spent = float(meta["cost_spent"])
