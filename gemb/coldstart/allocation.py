@@ -2,7 +2,8 @@
 
 The discoverability curve of an item is ``P(X) = sigmoid(c) * sigmoid(a + s * log1p(X / x0))``
 with ``s >= 0`` (`curve.curve_prob`; see `model.py`). Its quota at confidence CF is the traffic X
-with P(X) = CF, in closed form; `bisect_quota` solves the same equation for any non-decreasing curve.
+with P(X) = CF, in closed form; `bisect_quota` solves the same equation for any non-decreasing
+curve.
 
 `allocate` picks which items to fund with their remaining quota to maximize the expected number of
 discoverable items under a traffic budget and an exploration-cost budget: greedy by marginal gain

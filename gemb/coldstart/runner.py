@@ -456,7 +456,8 @@ def write_markdown(path: pathlib.Path, report: dict[str, Any]) -> None:
            f"training, {len(report['templates']['tune'])} tuning templates); embedder "
            f"`{report['embedder']}`, retriever `{report['retriever']}`. Intervals: 95% t-intervals "
            "of the mean over seeds.", "",
-           "| policy | discoverable (mean ± std) | 95% CI | per seed | exploration cost / period |",
+           "| policy | discoverable (mean ± std) | 95% CI | per seed | exploration cost / "
+           "period |",
            "|---|---|---|---|---|"]
   if "bound" in h:
     b = h["bound"]
@@ -476,7 +477,8 @@ def write_markdown(path: pathlib.Path, report: dict[str, Any]) -> None:
           ("truth_heuristic_over_bound", "truth_heuristic ÷ bound", "-"),
           ("seen_templates_main_over_bound", f"{h.get('main_policy')} ÷ bound, SEEN templates",
            "-")]
-  lines += ["| ratio (per seed, then over seeds) | mean ± std (95% CI, min) | goal |", "|---|---|---|"]
+  lines += ["| ratio (per seed, then over seeds) | mean ± std (95% CI, min) | goal |",
+            "|---|---|---|"]
   for key, what, goal in rows:
     if key in h:
       lines.append(f"| {what} | {_fmt(h[key])} | {goal} |")
@@ -555,8 +557,9 @@ def write_plots(workdir: pathlib.Path, report: dict[str, Any], episodes) -> None
               label=name)
     for name, p in report["policies"].items():
       ax.axhline(p["discoverable"]["mean"], ls=":", lw=1, color="gray")
-      ax.annotate(f"{name} (uncapped, cost {np.mean(p['cost_per_seed']) / report['sim']['periods']:.0f}"
-                  "/period)", (0.01, p["discoverable"]["mean"]), xycoords=("axes fraction", "data"),
+      per_period = np.mean(p["cost_per_seed"]) / report["sim"]["periods"]
+      ax.annotate(f"{name} (uncapped, cost {per_period:.0f}/period)",
+                  (0.01, p["discoverable"]["mean"]), xycoords=("axes fraction", "data"),
                   fontsize=6)
     ax.set(xscale="log", xlabel="C_max (exploration cost per period)",
            ylabel="discoverable items", title="Discoverable items against the cost cap")

@@ -28,8 +28,8 @@ class TruthHeuristic:
 
   def allocate(self, obs: Observation, rng: np.random.Generator) -> np.ndarray:
     if obs.truth is None:
-      raise InputError("policy 'truth_heuristic' needs the ground truth (needs_truth = True) but the "
-                       "observation has none.")
+      raise InputError("policy 'truth_heuristic' needs the ground truth (needs_truth = True) "
+                       "but the observation has none.")
     cfg = obs.config
     q = obs.truth["q"].astype(np.float64)
     a, b = obs.prior
@@ -52,4 +52,5 @@ class TruthHeuristic:
 
 
 # The name used by recipes and tests written before the rename (tests/_helpers.py, quickstart).
-registry.policies.register("oracle", TruthHeuristic, description="alias of truth_heuristic (the old name)")
+registry.policies.register("oracle", TruthHeuristic,
+                           description="alias of truth_heuristic (the old name)")
