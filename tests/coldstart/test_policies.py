@@ -52,11 +52,20 @@ def test_every_builtin_stays_within_budget(tiny_model, n, budget, seed):
       pol.prepare(P.PolicyContext(model=lambda: tiny_model))
     x = P.check_allocation(name, pol.allocate(obs, np.random.default_rng(seed)), obs)
     assert x.shape == (n,) and np.all(x >= 0) and x.sum() <= budget + 1e-6
+
+
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(0, 60), budget=st.integers(1, 5000), seed=st.integers(0, 10),
+       cost_budget=st.floats(0.5, 50.0))
+def test_one_pass_plans_stay_within_both_budgets(tiny_model, n, budget, seed, cost_budget):
+  from gemb.coldstart import cost as C
+  obs = _obs(n, budget, seed)
   for plan in ("greedy", "quota"):
-    pol = gemb.policies.build(f"discoverability(plan={plan!r}, cost_budget=5.0)")
+    pol = gemb.policies.build(f"discoverability(plan={plan!r}, cost_budget={cost_budget})")
     pol.prepare(P.PolicyContext(model=lambda: tiny_model))
     x = P.check_allocation(plan, pol.allocate(obs, np.random.default_rng(seed)), obs)
     assert x.sum() <= budget + 1e-6
+    assert C.cost_of(x, obs.impressions, obs.clicks, obs.prior).sum() <= cost_budget + 1e-6
 
 
 def test_policies_that_draw_use_their_rng_and_only_it():
