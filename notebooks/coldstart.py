@@ -83,10 +83,11 @@ print("policies:", gemb.policies.names())
 if SMALL:
   RECIPE = "coldstart:tiny"
   POLICIES = ["uniform", "epsilon_greedy", "thompson"]
-  OVERRIDES = ["seeds=(0,)", "sim.periods=3", "sim.n_users=200", "retriever=local-exact"]
+  OVERRIDES = ["seeds=(0,)", "sim.periods=3", "sim.n_users=200"]
 else:
   RECIPE = "coldstart"
-  POLICIES = ["uniform", "epsilon_greedy", "ucb", "thompson", "discoverability", "oracle"]
+  POLICIES = ["uniform", "uniform_floor", "epsilon_greedy", "ucb", "thompson", "discoverability",
+              "discoverability(plan='quota')", "truth_heuristic"]
   OVERRIDES = ["seeds=(0, 1)"]
 if "boltzmann" in gemb.policies:  # the plugin in plugins/gemb-boltzmann, when installed
   POLICIES.append("boltzmann(temperature=0.05)")
