@@ -217,6 +217,9 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
   cfg = config_lib.load_config(recipe)
   config_lib.apply_overrides(cfg, overrides)
   runner = registry.runners.get(cfg.kind)
+  check = getattr(runner, "check_config", None)
+  if check is not None:  # a run kind's own checks, before the workdir is touched
+    check(cfg)
   if workdir is None:
     import jax
     if jax.process_count() > 1:

@@ -106,7 +106,8 @@ else:
 enc = gemb.load(str(workdir / "model"))
 docs = ["Return the absolute value of a number.", "Open a file and return a stream.",
         "Split a string into a list of words."]
-query = enc.embed(["how do I read a file"], task="code retrieval")
+print("trained prompts:", enc.prompts)  # saved in gemb_model.json
+query = enc.embed(["how do I read a file"], task="code retrieval")  # the `code` dataset's task
 scores = query @ enc.embed(docs).T
 for d, s in sorted(zip(docs, scores[0]), key=lambda t: -t[1]):
   print(f"{s:+.3f}  {d}")

@@ -33,6 +33,7 @@ CONFIG_FILE, WEIGHTS_FILE = "gemb_model.json", "model.safetensors"
 
 
 def task_prompt(task: str) -> str:
+  """The query prompt of `task` (Gemini Embedding's format); the one place it is built."""
   return f"task: {task} | query: "
 
 
@@ -86,21 +87,31 @@ class Encoder:
       with nnx.use_eager_sharding(False):  # logical names as metadata; the trainer shards
         model = EmbeddingModel(config, patch_specs_of(self._patch_toks), rngs=nnx.Rngs(seed))
     self.model = model
+    # The tasks it was trained with, {task: prompt} (None: unknown, e.g. a preset); training sets
+    # it, `save` writes it under "prompts", `embed` warns once on a task outside it.
+    self.prompts: dict[str, str] | None = None
+    self._warned_tasks: set[str] = set()
     self._forward_cache: dict = {}
     self.compiled_shapes: set[tuple] = set()
 
   # -- tokenizing and packing ------------------------------------------------------------------
 
-  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[_Packed]:
+  def _tokenize(self, items: Sequence[Any], task: str | None | Sequence[str | None]
+                ) -> list[_Packed]:
     if isinstance(items, (str, I.Text, I.Image, I.Audio, I.Video, I.Interleaved)):
       raise InputError("embed/prepare take a list of items; wrap a single item in a list.")
-    if task is not None and (not isinstance(task, str) or not task.strip()):
-      raise InputError(f"task must be a non-empty string or None, got {task!r}.")
+    # One task for all items, or one per item (training drops the prompt per example).
+    tasks = list(task) if isinstance(task, (list, tuple)) else [task] * len(items)
+    if len(tasks) != len(items):
+      raise InputError(f"{len(tasks)} tasks for {len(items)} items; give one task or one each.")
+    for t in tasks:
+      if t is not None and (not isinstance(t, str) or not t.strip()):
+        raise InputError(f"task must be a non-empty string or None, got {t!r}.")
     parts_per_item = [list(I.as_parts(item, i)) for i, item in enumerate(items)]
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
     tokens: list[list[PartTokens | None]] = []
-    for i, parts in enumerate(parts_per_item):
+    for i, (parts, task) in enumerate(zip(parts_per_item, tasks)):
       where = lambda j: f"Item {i}" if len(parts) == 1 else f"Item {i}, part {j}"
       row: list[PartTokens | None] = []
       for j, p in enumerate(parts):
@@ -324,6 +335,7 @@ class Encoder:
     only to itself), so the result is the same as embedding each item alone.
     """
     dim = check_dim(dim, self.config)
+    self._check_trained_task(task)
     if not isinstance(batch_size, int) or batch_size < 1:
       raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
     packed = self._tokenize(items, task)
@@ -352,6 +364,15 @@ class Encoder:
         out[row] = emb_rsd[r, : len(row)]
     return out
 
+  def _check_trained_task(self, task: str | None) -> None:
+    if (not isinstance(task, str) or self.prompts is None or task in self.prompts
+        or task in self._warned_tasks):
+      return
+    self._warned_tasks.add(task)
+    warnings.warn(f"task {task!r} was never used in training this model; its prompt is new to "
+                  f"it. Trained tasks: {', '.join(sorted(self.prompts)) or 'none'}.",
+                  UserWarning, stacklevel=3)
+
   # -- saving ----------------------------------------------------------------------------------
 
   def save(self, directory: str) -> None:
@@ -363,6 +384,8 @@ class Encoder:
     _atomic(directory, WEIGHTS_FILE, lambda p: save_file(flat, p))
     meta = {"format": "gemb-model-1", "name": self.name,
             "config": dataclasses.asdict(self.config)}
+    if self.prompts is not None:
+      meta["prompts"] = dict(self.prompts)  # {task: query prompt} it was trained with
     _atomic(directory, CONFIG_FILE,
             lambda p: open(p, "w").write(json.dumps(meta, indent=2)))
 
@@ -407,6 +430,8 @@ def _load_dir(path: str, seed: int) -> Encoder:
   cfg = ModelConfig(**{k: (tuple(v) if isinstance(v, list) else v)
                        for k, v in meta["config"].items() if k in fields})
   enc = Encoder(cfg, seed=seed, name=meta.get("name", ""))
+  if meta.get("prompts") is not None:
+    enc.prompts = dict(meta["prompts"])
   weights = load_file(os.path.join(path, WEIGHTS_FILE))
   params = dict(nnx.to_flat_state(nnx.state(enc.model, nnx.Param)))
   missing = sorted("/".join(map(str, k)) for k in params if "/".join(map(str, k)) not in weights)
