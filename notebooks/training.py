@@ -68,14 +68,17 @@ else:
                "checkpoint.every=100", "log_every=10"]
 workdir = pathlib.Path(tempfile.mkdtemp(prefix="gemb-train-"))
 summary = run_recipe(RECIPE, overrides=OVERRIDES, workdir=str(workdir))
-print("before:", summary["eval_before"], "\nafter: ", summary["eval_after"])
+print("validation before:", summary["validation_before"], "\nvalidation after: ",
+      summary["validation_after"])
+print("test (untrained -> trained, 95% interval, paired delta):", summary["test"]["untrained"],
+      summary["test"]["trained"], summary["test"]["trained_ci95"], summary["test"]["delta_ci95"])
 print(sorted(p.name for p in workdir.iterdir()))
 
 # %% [markdown]
 # ## The loss curve
 #
 # `metrics.jsonl` has one JSON object a line; training records carry `STAGE/loss` at the stage's
-# step, evaluation records `eval/STAGE/mrr`.
+# step, stage-end validation records `STAGE/val/mrr`.
 
 # %%
 records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
