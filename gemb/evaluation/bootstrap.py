@@ -10,13 +10,13 @@ per-query correlation of two models on one set of queries narrows the interval a
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, Union
 
 import numpy as np
 
 from gemb.errors import InputError
 
-Strata = "np.ndarray | Sequence[np.ndarray]"
+Strata = Union[np.ndarray, Sequence[np.ndarray]]  # per-query values, or one array per stratum
 _CHUNK = 1 << 22  # resampled values held at once (32 MiB of float64)
 
 
