@@ -106,6 +106,7 @@ print("embeddings:", emb_nd.shape, "norms:", np.linalg.norm(emb_nd, axis=1).roun
 # ## Search: text → image
 #
 # Queries carry a task prompt (`task="..."` prepends `task: ... | query: `); documents do not.
+# Use the task the dataset declares (`emoji.task`, "search result"): the prompt it was trained with.
 # `gemb.retrievers.get("scann")()` builds a ScaNN index; below 20 000 vectors it scores by brute
 # force (a tree needs data to train on), so the same code scales from this toy corpus to millions.
 
@@ -113,7 +114,7 @@ print("embeddings:", emb_nd.shape, "norms:", np.linalg.norm(emb_nd, axis=1).roun
 corpus_nd = enc.embed(images)
 index = gemb.retrievers.get("scann")().build(corpus_nd)
 queries = names[:4]
-q_qd = enc.embed(queries, task="text to image retrieval")
+q_qd = enc.embed(queries, task=emoji.task)
 ids_qk, scores_qk = index.search(q_qd, k=4)
 for q, ids in zip(queries, ids_qk):
   print(f"{q!r:32} -> {[names[i] for i in ids]}")
@@ -161,7 +162,7 @@ for q, ids in zip(text_queries, ids_qk):
 full_ids, _ = gemb.retrievers.get("exact")().build(corpus_nd).search(q_qd, k=5)
 for d in enc.config.mrl_dims:
   c_d = enc.embed(images, dim=d)
-  q_d = enc.embed(queries, task="text to image retrieval", dim=d)
+  q_d = enc.embed(queries, task=emoji.task, dim=d)
   ids_d, _ = gemb.retrievers.get("exact")().build(c_d).search(q_d, k=5)
   overlap = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(ids_d, full_ids)])
   print(f"dim {d:4d}: shape {c_d.shape}, top-5 overlap with full dim {overlap:.2f}")

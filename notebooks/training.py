@@ -89,14 +89,17 @@ else:
                "checkpoint.every=100", "log_every=10"]
 workdir = pathlib.Path(tempfile.mkdtemp(prefix="gemb-train-"))
 summary = run_recipe(RECIPE, overrides=OVERRIDES, workdir=str(workdir))
-print("before:", summary["eval_before"], "\nafter: ", summary["eval_after"])
+print("validation before:", summary["validation_before"], "\nvalidation after: ",
+      summary["validation_after"])
+print("test (untrained -> trained, 95% interval, paired delta):", summary["test"]["untrained"],
+      summary["test"]["trained"], summary["test"]["trained_ci95"], summary["test"]["delta_ci95"])
 print(sorted(p.name for p in workdir.iterdir()))
 
 # %% [markdown]
 # ## The loss curve
 #
 # `metrics.jsonl` has one JSON object a line; training records carry `STAGE/loss` at the stage's
-# step, evaluation records `eval/STAGE/mrr`.
+# step, stage-end validation records `STAGE/val/mrr`.
 
 # %%
 records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
@@ -127,7 +130,8 @@ else:
 enc = gemb.load(str(workdir / "model"))
 docs = ["Return the absolute value of a number.", "Open a file and return a stream.",
         "Split a string into a list of words."]
-query = enc.embed(["how do I read a file"], task="code retrieval")
+print("trained prompts:", enc.prompts)  # saved in gemb_model.json
+query = enc.embed(["how do I read a file"], task="code retrieval")  # the `code` dataset's task
 scores = query @ enc.embed(docs).T
 for d, s in sorted(zip(docs, scores[0]), key=lambda t: -t[1]):
   print(f"{s:+.3f}  {d}")

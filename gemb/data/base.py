@@ -4,7 +4,7 @@ A dataset is registered in `gemb.datasets` as ``build(split="train", **options) 
 A `PairSource` is random-access (``len``, ``source[i] -> dict``) so grain can shuffle and shard
 it; it holds light records and decodes media only in ``__getitem__``. Every example is a dict::
 
-    {"query": item, "positive": item, "negatives": [items], "task": str,
+    {"query": item, "positive": item, "negatives": [items], "task": str (the source's task),
      "id": str, "group": str, "positive_id": str}
 
 `group` names what must not be split across train/validation/test (an emoji and its skin tones,
@@ -53,11 +53,19 @@ class PairSource:
 
   Subclasses give `records` (cheap, JSON-like dicts with at least ``id``, ``group``,
   ``positive_id`` and ``task``) and `materialize(record) -> example` (decodes media).
+
+  `task` is the task the queries serve, in Gemini Embedding's names ("search result",
+  "question answering", "code retrieval", "sentence similarity", ...): training, validation,
+  evaluation and `Encoder.embed` all prompt the queries with ``task: <task> | query: <text>``.
   """
 
   def __init__(self, name: str, split: str, records: Sequence[dict],
                materialize: Callable[[dict], dict], card: DatasetCard,
-               limit: int | None = None, skipped: int = 0, task: str | None = None):
+               limit: int | None = None, skipped: int = 0, *, task: str):
+    if not isinstance(task, str) or not task.strip():
+      raise ConfigError(f"Dataset {name!r} must declare the task its queries serve (task=...), "
+                        f"got {task!r}.")
+    self.task = task
     self.name = name
     self.skipped = skipped  # examples dropped as corrupt (on_corrupt="skip")
     self.split = check_split(split, name)

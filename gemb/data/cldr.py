@@ -106,10 +106,8 @@ def _source(name: str, split: str, langs: Sequence[str], allowed: Sequence[str],
             "id": r["id"], "group": r["group"], "positive_id": r["positive_id"],
             "lang": r["lang"]}
 
-  src = PairSource(name, split, records, materialize, _card(name, description, sizes, langs),
-                   limit)
-  src.task = TASK
-  return src
+  return PairSource(name, split, records, materialize, _card(name, description, sizes, langs),
+                    limit, task=TASK)
 
 
 def _languages(name: str, languages, default: Sequence[str], forbidden: Sequence[str]):

@@ -105,9 +105,7 @@ def klettres(split: str = "train", languages: Sequence[str] | None = None,
       source=f"{s.meta.get('source', 'Debian klettres-data')} (KDE KLettres), resampled to "
              "16 kHz mono, silence trimmed, Ogg/Opus in gemb/data/assets/klettres.npz",
       license="GPL-2.0-or-later (KLettres sounds)", sizes=SIZES, rebuild=REBUILD)
-  src = PairSource("klettres", split, records, materialize, card, limit, skipped)
-  src.task = TASK
-  return src
+  return PairSource("klettres", split, records, materialize, card, limit, skipped, task=TASK)
 
 
 klettres.task = TASK

@@ -135,9 +135,8 @@ def openclipart(split: str = "train", direction: str = "text_to_image", negative
       b.image(j)
 
   records, skipped = filter_decodable(records, check, on_corrupt, "openclipart")
-  src = PairSource("openclipart", split, records, materialize, card(SIZES), limit, skipped)
-  src.task = task
-  return src
+  return PairSource("openclipart", split, records, materialize, card(SIZES), limit, skipped,
+                    task=task)
 
 
 openclipart.task = TASK

@@ -154,9 +154,7 @@ def _caption_source(name: str, split: str, captions: list[tuple[str, str, str]],
     return {"query": r["caption"], "positive": load(r["path"]), "negatives": [],
             "task": task, "id": r["id"], "group": r["group"], "positive_id": r["positive_id"]}
 
-  src = PairSource(name, split, records, materialize, card, limit)
-  src.task = task
-  return src
+  return PairSource(name, split, records, materialize, card, limit, task=task)
 
 
 # -- MSCOCO and Flickr30k: Karpathy's split json -------------------------------------------------

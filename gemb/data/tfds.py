@@ -190,7 +190,7 @@ def gemb_adapter(example: Mapping) -> dict:
 
 @ADAPTERS.register("image_text")
 def image_text(example: Mapping, image_key: str = "image", text_key: str = "caption",
-               caption_index: int = 0, task: str = "text to image retrieval",
+               caption_index: int = 0, task: str = "search result",
                id_key: str | None = None) -> dict:
   """Any image-caption dataset: caption -> image."""
   text = _text(_field(example, text_key), caption_index)
@@ -206,7 +206,7 @@ ADAPTERS.register("coco_captions", functools.partial(
 
 @ADAPTERS.register("text_pair")
 def text_pair(example: Mapping, query_key: str = "query", positive_key: str = "positive",
-              task: str = "retrieval") -> dict:
+              task: str = "search result") -> dict:
   """Any dataset with two text fields."""
   q, p = _text(_field(example, query_key)), _text(_field(example, positive_key))
   return {"query": q, "positive": p, "negatives": [], "task": task, "id": q, "group": q,
@@ -241,7 +241,8 @@ class TfdsPairs:
                task: str = "search result"):
     self._source, self._adapter, self.card, self.split = source, adapter, card, split
     self.name = card.name
-    self.task = task
+    # The task its queries serve (the training and evaluation prompt), as the adapter names it.
+    self.task = adapter(source[0])["task"] if len(source) else task
     self.records = _Records(self)
 
   def __len__(self) -> int:

@@ -283,10 +283,15 @@ def check_dim(dim: int | None, cfg: ModelConfig) -> int:
   return int(dim)
 
 
-def matryoshka(emb_bd: Array, dim: int) -> Array:
-  """The first `dim` dimensions, re-normalised (eps as in torch's F.normalize)."""
-  emb = emb_bd[..., :dim]
-  return emb / jnp.maximum(jnp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+def matryoshka(emb_bd: Array, dim: int | None = None) -> Array:
+  """The first `dim` dimensions (all when None), re-normalised (eps as in torch's F.normalize).
+
+  The one Matryoshka prefix-and-renormalise of gemb: the model, the losses and evaluation call it.
+  A numpy array stays numpy (host-side evaluation); anything else goes through jax.numpy.
+  """
+  xp = np if isinstance(emb_bd, np.ndarray) else jnp
+  emb = emb_bd if dim is None else emb_bd[..., :dim]
+  return emb / xp.maximum(xp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
 
 
 def param_count(model: nnx.Module) -> int:

@@ -36,6 +36,7 @@ from gemb.model_folder import CONFIG_FILE, FORMAT, TOKENIZER_FILE, WEIGHTS_FILE 
 
 
 def task_prompt(task: str) -> str:
+  """The query prompt of `task` (Gemini Embedding's format); the one place it is built."""
   return f"task: {task} | query: "
 
 
@@ -66,6 +67,10 @@ class Encoder:
       with nnx.use_eager_sharding(False):  # logical names as metadata; the trainer shards
         model = EmbeddingModel(config, patch_specs_of(self._patch_toks), rngs=nnx.Rngs(seed))
     self.model = model
+    # The tasks it was trained with, {task: prompt} (None: unknown, e.g. a preset); training sets
+    # it, `save` writes it under "prompts", `embed` warns once on a task outside it.
+    self.prompts: dict[str, str] | None = None
+    self._warned_tasks: set[str] = set()
     self._forward_cache: dict = {}
     self.compiled_shapes: set[tuple] = set()
 
@@ -81,23 +86,29 @@ class Encoder:
     return packing.plan(lengths, max_len=self.config.max_len,
                         length_buckets=self.config.length_buckets, batch_size=batch_size)
 
-  def _tokenize(self, items: Sequence[Any], task: str | None) -> list[Packed]:
+  def _tokenize(self, items: Sequence[Any], task: str | None | Sequence[str | None]
+                ) -> list[Packed]:
     if isinstance(items, (str, I.Text, I.Image, I.Audio, I.Video, I.Interleaved)):
       raise InputError("embed/prepare take a list of items; wrap a single item in a list.")
     if items is None or isinstance(items, (bytes, dict)) or not hasattr(items, "__iter__"):
       raise InputError(f"embed/prepare take a list of items, got {type(items).__name__}; e.g. "
                        "enc.embed(['a text', gemb.Image(pixels)]).")
     items = list(items)
-    if task is not None and (not isinstance(task, str) or not task.strip()):
-      raise InputError(f"task must be a non-empty string or None, got {task!r}.")
-    if task is not None:
-      self._check_prompt(task)
+    # One task for all items, or one per item (training drops the prompt per example).
+    tasks = list(task) if isinstance(task, (list, tuple)) else [task] * len(items)
+    if len(tasks) != len(items):
+      raise InputError(f"{len(tasks)} tasks for {len(items)} items; give one task or one each.")
+    for t in tasks:
+      if t is not None and (not isinstance(t, str) or not t.strip()):
+        raise InputError(f"task must be a non-empty string or None, got {t!r}.")
+    for t in set(tasks) - {None}:
+      self._check_prompt(t)
     notes: list[str] = []  # what truncation cut, warned once per call
     parts_per_item = [list(I.as_parts(item, i)) for i, item in enumerate(items)]
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
     tokens: list[list[PartTokens | None]] = []
-    for i, parts in enumerate(parts_per_item):
+    for i, (parts, task) in enumerate(zip(parts_per_item, tasks)):
       where = lambda j: f"Item {i}" if len(parts) == 1 else f"Item {i}, part {j}"
       row: list[PartTokens | None] = []
       for j, p in enumerate(parts):
@@ -321,6 +332,7 @@ class Encoder:
     tqdm bar (default: on above PROGRESS_ABOVE items, unless GEMB_PROGRESS=0).
     """
     dim = check_dim(dim, self.config)
+    self._check_trained_task(task)
     if not isinstance(batch_size, int) or batch_size < 1:
       raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
     single = user_items.is_single_item(items)
@@ -402,6 +414,15 @@ class Encoder:
     return self.embed(sentences, task=task, dim=dim, batch_size=batch_size,
                       progress=show_progress_bar)
 
+  def _check_trained_task(self, task: str | None) -> None:
+    if (not isinstance(task, str) or self.prompts is None or task in self.prompts
+        or task in self._warned_tasks):
+      return
+    self._warned_tasks.add(task)
+    warnings.warn(f"task {task!r} was never used in training this model; its prompt is new to "
+                  f"it. Trained tasks: {', '.join(sorted(self.prompts)) or 'none'}.",
+                  UserWarning, stacklevel=3)
+
   # -- saving ----------------------------------------------------------------------------------
 
   def save(self, directory: str) -> None:
@@ -424,9 +445,9 @@ class Encoder:
       args = tuple(a for a in args if a != tok_path)
       config["text_tokenizer"] = _spec(name, args, kwargs)
       files["text_tokenizer"] = TOKENIZER_FILE
-    prompts = dict(getattr(self, "prompts", None) or {})
-    meta = {"format": FORMAT, "name": self.name, "config": config, "prompts": prompts,
-            "files": files}
+    meta = {"format": FORMAT, "name": self.name, "config": config, "files": files}
+    if self.prompts is not None:
+      meta["prompts"] = dict(self.prompts)  # {task: query prompt} it was trained with
     atomic_write(os.path.join(directory, CONFIG_FILE), json.dumps(meta, indent=2))
 
 
@@ -534,7 +555,7 @@ def _load_dir(path: str, seed: int) -> Encoder:
     config["text_tokenizer"] = _spec(name, args, {**kwargs, "path": os.path.join(path, tok_file)})
   cfg = dataclass_from(ModelConfig, config, where=f"{os.path.join(path, CONFIG_FILE)}: config")
   enc = Encoder(cfg, seed=seed, name=meta.get("name", ""))
-  enc.prompts = dict(meta.get("prompts", {}))
+  enc.prompts = dict(meta["prompts"]) if "prompts" in meta else None
   wpath = os.path.join(path, WEIGHTS_FILE)
   try:
     weights = load_file(wpath)

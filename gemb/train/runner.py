@@ -6,6 +6,11 @@ mixture, batch size, loss and hard negatives, and its own checkpoints under
 skipped (their last checkpoint is loaded), an unfinished one continues from its latest checkpoint.
 Once the run has finished (model saved), each stage's checkpoints are deleted down to
 ``checkpoint.keep_finished`` (default 0), so a finished run keeps its model, reports and plots.
+
+Every choice (stage-end validation, the soup) is measured on the validation split of
+``eval.dataset`` by the gemb.evaluation ``retrieval`` evaluator, run through `fit`'s validation
+hook; the numbers the run reports (``summary["test"]``) come from the same dataset's test split,
+with bootstrap intervals and the paired interval of the trained-minus-untrained difference.
 """
 
 from __future__ import annotations
@@ -27,16 +32,53 @@ from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
 
+SOUP_METHODS = ("none", "uniform", "greedy")
 
-def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
-  """Recall@1 and MRR of the split's queries against its whole corpus (exact search)."""
-  from gemb.evaluation.evaluators import RetrievalData, RetrievalEvaluator
+
+def check_config(cfg) -> None:
+  """Checks the settings that would otherwise fail after training; before any work starts."""
+  if cfg.soup.method not in SOUP_METHODS:
+    raise ConfigError(f"soup.method must be one of {', '.join(SOUP_METHODS)}; got "
+                      f"{cfg.soup.method!r}.")
+  if cfg.eval.split != "validation":
+    raise ConfigError(f"eval.split is {cfg.eval.split!r}: stage-end validation and the soup "
+                      "choose on the validation split only (test is for reporting).")
+  if cfg.soup.method != "none" and cfg.soup.metric not in tuple(cfg.eval.metrics):
+    raise ConfigError(f"soup.metric {cfg.soup.metric!r} is not among eval.metrics "
+                      f"{tuple(cfg.eval.metrics)}; add it there.")
+  check_train_config(cfg)
+
+
+def evaluator(cfg, split: str):
+  """The ``retrieval`` evaluator of ``eval.dataset`` on `split` (validation caps its queries at
+  ``eval.max_queries``; test uses the whole split)."""
+  from gemb.evaluation import build_evaluator
+  from gemb.evaluation.runner import dataset_loader
+  entry = {"kind": "retrieval", "dataset": cfg.eval.dataset, "split": split,
+           "metrics": tuple(cfg.eval.metrics), "retriever": "exact"}
+  max_queries = cfg.eval.max_queries if split == "validation" else None
+  return build_evaluator(entry, dataset_loader(max_queries))
+
+
+def _validator(ev, encoder: Any):
+  """fit's validation hook: the evaluator on the encoder's current weights."""
   from gemb.evaluation.runner import make_embed_fn
-  queries, corpus, qrels = source.retrieval_task(max_queries)
-  tasks = sorted({r.get("task") for r in source.records[:len(queries)]} - {None})
-  ev = RetrievalEvaluator(RetrievalData(queries, corpus, qrels), metrics=("recall@1", "mrr"),
-                          query_task=tasks[0] if len(tasks) == 1 else None, retriever="exact")
-  return ev.evaluate(make_embed_fn(encoder))
+
+  def validate(_trainer=None) -> dict[str, float]:
+    return ev.evaluate(make_embed_fn(encoder))  # a fresh cache: the weights have changed
+  return validate
+
+
+def _test_report(ev, before, after) -> dict[str, Any]:
+  """Test-split numbers of the untrained and trained model: intervals, paired deltas, chance."""
+  from gemb.evaluation import bootstrap_ci
+  out = {"split": "test", "n_queries": after.n_queries, "n_corpus": after.n_corpus,
+         "chance": after.chance, "untrained": before.values, "trained": after.values,
+         "trained_ci95": {}, "delta_ci95": {}}
+  for m, strata in after.per_query.items():
+    out["trained_ci95"][m] = list(bootstrap_ci(strata))
+    out["delta_ci95"][m] = list(bootstrap_ci(strata, before.per_query[m]))
+  return out
 
 
 def _prepare_fn(encoder: Any, seq_len: int):
@@ -208,10 +250,14 @@ def train(cfg, run) -> dict:
   rules = sharding.resolve_rules(cfg.sharding.rules, cfg.sharding.overrides)
   run.write_json("partition_specs.json", sharding.describe_specs(
       sharding.param_specs(nnx.state(encoder.model, nnx.Param), rules, mesh)))
-  eval_src = registry.datasets.build(cfg.eval.dataset, split=cfg.eval.split)
-  summary: dict[str, Any] = {"eval_before": retrieval_recall(encoder, eval_src,
-                                                             cfg.eval.max_queries)}
-  run.log(step=0, **{f"eval/{k}": v for k, v in summary["eval_before"].items()})
+  check_config(cfg)
+  from gemb.evaluation.runner import make_embed_fn
+  validate = _validator(evaluator(cfg, "validation"), encoder)
+  test_ev = evaluator(cfg, "test") if cfg.eval.test else None
+  test_before = test_ev.score(make_embed_fn(encoder)) if test_ev is not None else None
+  summary: dict[str, Any] = {"validation_before": validate()}
+  run.log(step=0, **{f"val/{k}": v for k, v in summary["validation_before"].items()})
+  trained_tasks = dict(encoder.prompts or {})
   last_ckpt = None
   stage_ckpts: list[Checkpointer] = []  # pruned once the run has finished
   trainer = None
@@ -222,6 +268,7 @@ def train(cfg, run) -> dict:
     for spec, rate in st.tasks:
       sources[spec] = registry.datasets.build(spec, split="train")
       rates[spec] = rate
+      trained_tasks[sources[spec].task] = model_lib.task_prompt(sources[spec].task)
     sharding.check_global_batch(st.batch_size, mesh, rules)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
@@ -232,23 +279,29 @@ def train(cfg, run) -> dict:
                       seed=cfg.seed)
     ckpt = Checkpointer(run.workdir / "ckpt" / name, every=cfg.checkpoint.every,
                         keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
+
+    def stage_end(trainer: Trainer) -> dict[str, float]:
+      _set_weights(encoder, trainer)  # what validation sees; the next stage starts here
+      return validate()
+
     out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
-              log_every=cfg.log_every, stage=name)
+              log_every=cfg.log_every, stage=name, validate=stage_end)
     if cfg.soup.method == "greedy" and i < len(cfg.stage_order) - 1:
       stage_finals.append((f"{name}/final", _host_tree(trainer.params)))
-    _set_weights(encoder, trainer)  # the next stage starts here
-    metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
-    run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
-    summary[f"stage/{name}"] = {**out, "eval": metrics}
+    summary[f"stage/{name}"] = out
     last_ckpt = ckpt
     stage_ckpts.append(ckpt)
   if cfg.soup.method != "none" and last_ckpt is not None:
-    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals)
+    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, validate, stage_finals)
+  encoder.prompts = trained_tasks
   keep_media_max_len(encoder)  # trained at seq_len; the saved model must not cut its media
   if run.is_writer:
     encoder.save(str(run.workdir / "model"))
-  summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
-  run.log(**{f"eval/final/{k}": v for k, v in summary["eval_after"].items()})
+  summary["validation_after"] = validate()
+  run.log(**{f"val/final/{k}": v for k, v in summary["validation_after"].items()})
+  if test_ev is not None:
+    summary["test"] = _test_report(test_ev, test_before, test_ev.score(make_embed_fn(encoder)))
+    run.log(**{f"test/final/{k}": v for k, v in summary["test"]["trained"].items()})
   if run.is_writer:
     plot_curves(run.metrics_path, run.workdir / "curves.png")
   run.write_json("summary.json", summary)
@@ -265,10 +318,7 @@ def _prune_finished(ckpts: list[Checkpointer], keep: int) -> None:
     ckpt.close()
 
 
-train.check_config = check_train_config
-
-
-def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
+def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, validate,
           earlier: list[tuple[str, Any]]) -> dict:
   """Uniform: the mean of the last stage's kept checkpoints. Greedy: those and the earlier stages'
   final weights (all on one path from the same start, so averages are meaningful), so the soup
@@ -280,15 +330,15 @@ def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
 
   def evaluate(params) -> float:
     _set_weights(encoder, trainer, params)
-    return retrieval_recall(encoder, eval_src, cfg.eval.max_queries)[cfg.soup.metric]
+    return validate()[cfg.soup.metric]
 
   if cfg.soup.method == "uniform":
     params, kept = soup_lib.uniform_soup([p for _, p in candidates]), [n for n, _ in candidates]
     scores = {"soup": evaluate(params)}
-  elif cfg.soup.method == "greedy":
+  else:  # "greedy" (check_config refused anything else before training)
     params, kept, scores = soup_lib.greedy_soup(list(earlier) + candidates, evaluate)
-  else:
-    raise ConfigError(f"soup.method must be 'none', 'uniform' or 'greedy'; got "
-                      f"{cfg.soup.method!r}.")
   _set_weights(encoder, trainer, params)
   return {"method": cfg.soup.method, "kept": kept, "scores": scores}
+
+
+train.check_config = check_config  # gemb.run calls it before the run starts

@@ -27,6 +27,9 @@ from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 
 Hook = Callable[["Trainer", int, dict], None]
+# validate(trainer) -> {metric: value} on the validation split (gemb.train.runner builds it from
+# the gemb.evaluation evaluators); fit calls it at the end of the stage.
+Validate = Callable[["Trainer"], Mapping[str, float]]
 
 
 class TrainingDivergedError(GembError, FloatingPointError):
@@ -275,8 +278,11 @@ class Trainer:
 
 def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
         run: Any = None, checkpointer: Checkpointer | None = None, log_every: int = 10,
-        hooks: Sequence[Hook] = (), stage: str = "") -> dict:
+        hooks: Sequence[Hook] = (), stage: str = "", validate: Validate | None = None) -> dict:
   """Trains to `steps` (resuming from the checkpointer's latest step) and returns a summary.
+
+  `validate`, when given, runs once the stage has trained; its metrics are logged under
+  ``{stage}/val/`` and returned under ``"validation"``.
 
   A NaN/inf loss stops the run with TrainingDivergedError naming the step and the task; it is
   checked before the checkpoint of that step is written, so the last checkpoint stays good.
@@ -293,7 +299,7 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
   t_last, n_last, last = time.perf_counter(), start, {}
   for s in range(start, steps):
     task, pairs = mixture.local_pairs(s)
-    local = batcher(pairs, task, s)
+    local = batcher(pairs, mixture.prompt_task(task), s)
     metrics = trainer.step(local)
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
@@ -323,7 +329,12 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
     bar.close()
   if checkpointer is not None:
     checkpointer.wait()
-  return {"steps": steps, "resumed_from": start, **last}
+  out = {"steps": steps, "resumed_from": start, **last}
+  if validate is not None:
+    out["validation"] = {k: float(v) for k, v in validate(trainer).items()}
+    if run is not None:
+      run.log(step=steps, **{f"{prefix}val/{k}": v for k, v in out["validation"].items()})
+  return out
 
 
 def plot_curves(metrics_path, out_path) -> bool:

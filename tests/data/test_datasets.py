@@ -71,7 +71,7 @@ def test_example_contract_and_retrieval_task(spec):
   for i in idx:
     ex = src[int(i)]
     assert {"query", "positive", "negatives", "task", "id", "group", "positive_id"} <= set(ex)
-    assert isinstance(ex["task"], str) and ex["task"]
+    assert isinstance(ex["task"], str) and ex["task"] == src.task  # the task the source declares
     assert isinstance(ex["negatives"], list)
     for neg in ex["negatives"]:
       assert type(neg) is type(ex["positive"])
@@ -132,7 +132,7 @@ def test_emoji_image_to_text_direction():
   src = gemb.datasets.build("emoji(languages=['en', 'fr'], direction='image_to_text')", "test")
   ex = src[0]
   assert isinstance(ex["query"], Image) and isinstance(ex["positive"], str)
-  assert ex["task"] == src.records[0]["task"] == "image to text retrieval"
+  assert ex["task"] == src.records[0]["task"] == src.task == "search result"
   queries, corpus, qrels = src.retrieval_task()
   assert len(corpus) == len(src)  # each (emoji, language) name is its own document
   assert all(isinstance(c, str) for c in corpus[:10])

@@ -125,6 +125,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     def local_pairs(self, step):
       return ("poison", good.local_pairs(step)[1]) if step == 3 else good.local_pairs(step)
 
+    def prompt_task(self, name):  # the batcher sees "poison" as the task of step 3
+      return name
+
   class PoisonBatcher(data.PairBatcher):
     def __call__(self, pairs, task, step):
       out = super().__call__(pairs, task, step)
