@@ -223,16 +223,36 @@ class EmbeddingModel(nnx.Module):
     this removes almost all padding when many short items share a batch.
     """
     seg_bl = batch["segment_ids"]
-    same_bll = (seg_bl[:, :, None] == seg_bl[:, None, :]) & (seg_bl[:, None, :] > 0)
-    bias_b1ll = jnp.where(same_bll, 0.0, jnp.finfo(jnp.float32).min)[:, None]
-    x_bld = self._layers(self.embed_tokens(batch), bias_b1ll)
+    x_bld = self._layers(self.embed_tokens(batch), segment_bias(seg_bl))
     onehot_bls = (seg_bl[..., None] == jnp.arange(1, num_segments + 1)).astype(x_bld.dtype)
     pooled_bsd = (jnp.einsum("bld,bls->bsd", x_bld, onehot_bls)
                   / jnp.maximum(onehot_bls.sum(1)[..., None], 1e-9))
     return self.proj(pooled_bsd)
 
+  def encode_items(self, batch: dict) -> Array:
+    """A packed training batch (`Encoder.prepare_packed`) → [N, out], one row per item in order.
+
+    Rows hold several items (block-diagonal attention, per-item positions); each token's
+    ``item_index`` names its item, and mean pooling is a segment sum over those indices
+    (padding tokens carry an out-of-range index, which the sum drops).
+    """
+    x_bld = self._layers(self.embed_tokens(batch), segment_bias(batch["segment_ids"]))
+    tokens_n = batch["item_tokens"]
+    sums_nd = jax.ops.segment_sum(x_bld.reshape(-1, x_bld.shape[-1]),
+                                  batch["item_index"].reshape(-1), num_segments=tokens_n.shape[0])
+    pooled_nd = sums_nd / jnp.maximum(tokens_n, 1).astype(sums_nd.dtype)[:, None]
+    return self.proj(pooled_nd)
+
   def __call__(self, batch: dict, dim: int | None = None) -> Array:
-    return matryoshka(self.encode(batch), check_dim(dim, self.cfg))
+    """emb_bd for a `prepare` batch (one item per row), emb_nd for a `prepare_packed` one."""
+    enc = self.encode_items if "item_index" in batch else self.encode
+    return matryoshka(enc(batch), check_dim(dim, self.cfg))
+
+
+def segment_bias(seg_bl: Array) -> Array:
+  """Additive attention bias [B, 1, L, L]: a token sees only its own segment (0 = padding)."""
+  same_bll = (seg_bl[:, :, None] == seg_bl[:, None, :]) & (seg_bl[:, None, :] > 0)
+  return jnp.where(same_bll, 0.0, jnp.finfo(jnp.float32).min)[:, None]
 
 
 def check_dim(dim: int | None, cfg: ModelConfig) -> int:
@@ -259,4 +279,4 @@ def patch_specs_of(tokenizers: Sequence) -> dict[int, tuple[int, int]]:
 
 
 __all__ = ["ModelConfig", "EmbeddingModel", "PatchEmbed", "Layer", "matryoshka", "check_dim",
-           "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]
+           "segment_bias", "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]

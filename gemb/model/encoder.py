@@ -51,6 +51,38 @@ def _pow2(n: int) -> int:
   return 1 << max(0, (n - 1).bit_length())
 
 
+def _fill_rows(lengths: Sequence[int], cap: int, max_per_row: int) -> list[list[int]]:
+  """Best-fit decreasing: indices into `lengths`, grouped into rows of at most `cap` tokens and
+  `max_per_row` items (the longest first; each into the open row with the least room that fits)."""
+  order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+  rows: list[list[int]] = []
+  by_free: list[list[int]] = [[] for _ in range(cap + 1)]  # free tokens -> open rows
+  free: list[int] = []
+  for i in order:
+    n = lengths[i]
+    r = next((by_free[c].pop() for c in range(n, cap + 1) if by_free[c]), None)
+    if r is None:
+      r = len(rows)
+      rows.append([])
+      free.append(cap)
+    rows[r].append(i)
+    free[r] -= n
+    if len(rows[r]) < max_per_row:
+      by_free[free[r]].append(r)
+  return rows
+
+
+def _row_rung(n: int, multiple: int = 1) -> int:
+  """`n` rounded up to a coarse ladder (steps of at most 1/8, multiples of `multiple`), so that a
+  packed training batch's row count takes few distinct values (each compiles once)."""
+  step = max(1, (1 << max(0, n.bit_length() - 1)) // 8)
+  step = -(-step // multiple) * multiple
+  return max(multiple, -(-n // step) * step)
+
+
+ITEM_PAD = 1 << 30  # ``item_index`` of padding tokens: out of range, so pooling drops them
+
+
 @dataclasses.dataclass
 class _Packed:
   """One item's tokens, [CLS] and [SEP] included."""
@@ -252,6 +284,44 @@ class Encoder:
       out[k] = np.pad(v, widths, constant_values=fill.get(k, 0))
     return out
 
+  def prepare_packed(self, groups: Sequence[tuple[Sequence[Any], str | None]], *,
+                     max_length: int | None = None, row_multiple: int = 1) -> dict:
+    """Packs every item of `groups` ([(items, task), ...]) into shared rows, for training.
+
+    As `embed` does: several items per row (best-fit decreasing), each with its own positions
+    and attending only to itself (``segment_ids``), so a batch costs its real tokens rather than
+    items × longest. The model returns one embedding per item, in order (group after group).
+    Rows are ``max(64, the longest item's bucket)`` tokens (at most `max_length`); the row
+    count is rounded up to a ladder of steps ≤ 1/8 (multiples of `row_multiple`: the devices
+    that split the batch), so a training run compiles a few shapes, once each.
+    Keys: those of `prepare` plus ``segment_ids`` [R, L] (1.. per item in a row, 0 padding),
+    ``item_index`` int32 [R, L] (the item of each token; `ITEM_PAD` for padding) and
+    ``item_tokens`` int32 [N] (tokens per item, [CLS] and [SEP] included).
+    """
+    packed: list[_Packed] = []
+    for items, task in groups:
+      packed += self._tokenize(items, task)
+    if not packed:
+      raise InputError("prepare_packed() got no items.")
+    cfg = self.config
+    cap = max_length or cfg.max_len
+    longest = max(p.length for p in packed)
+    if longest > cap:
+      raise InputError(f"prepare_packed(max_length={cap}): the longest item needs length "
+                       f"{longest}; raise the training seq_len to at least that.")
+    length = min(self._row_length(longest), cap)
+    rows = _fill_rows([p.length for p in packed], length, length // 3)
+    n_rows = _row_rung(len(rows), row_multiple)
+    n_patch = max(sum(packed[i].n_patches for i in r) for r in rows)
+    batch = self._pack([[packed[i] for i in r] for r in rows], length,
+                       _pow2(n_patch) if n_patch else 0, n_rows, segments=True)
+    table = np.full((n_rows, length // 3 + 2), ITEM_PAD, np.int32)  # (row, segment) -> item
+    for r, row in enumerate(rows):
+      table[r, 1:len(row) + 1] = row
+    batch["item_index"] = np.take_along_axis(table, batch["segment_ids"], axis=1)
+    batch["item_tokens"] = np.array([p.length for p in packed], np.int32)
+    return batch
+
   # -- embedding -------------------------------------------------------------------------------
 
   def _forward(self, graphdef, dim: int):
@@ -271,21 +341,8 @@ class Encoder:
     A group of rows is cut into power-of-two pieces rather than padded, so the only shapes
     that vary for one row length are the row count and the patch slots (powers of two).
     """
-    order = sorted(subset, key=lambda i: (-packed[i].length, i))
-    rows: list[list[int]] = []
-    by_free: list[list[int]] = [[] for _ in range(cap + 1)]  # free tokens -> open rows
-    free: list[int] = []
-    for i in order:  # best fit: the open row with the least room that still fits
-      n = packed[i].length
-      r = next((by_free[c].pop() for c in range(n, cap + 1) if by_free[c]), None)
-      if r is None:
-        r = len(rows)
-        rows.append([])
-        free.append(cap)
-      rows[r].append(i)
-      free[r] -= n
-      if len(rows[r]) < min(batch_size, cap // 3):
-        by_free[free[r]].append(r)
+    rows = _fill_rows([packed[i].length for i in subset], cap, min(batch_size, cap // 3))
+    rows = [[subset[j] for j in row] for row in rows]
     groups, cur, count = [], [], 0
     for row in rows:
       if cur and count + len(row) > batch_size:

@@ -18,6 +18,8 @@ import numpy as np
 from gemb.errors import ConfigError, InputError
 
 Prepare = Callable[[list, "str | None"], Mapping[str, np.ndarray]]
+# [(items, task), ...] -> one packed batch of all their items (`Encoder.prepare_packed`).
+Pack = Callable[[list], Mapping[str, np.ndarray]]
 
 
 def content_id(item: Any) -> int:
@@ -104,6 +106,9 @@ class PairBatcher:
   hard_negatives: int = 0
   prompt_dropout: float = 0.0
   seed: int = 0
+  # When set, queries, positives and negatives share packed rows under the key "packed"
+  # (instead of one padded batch per side): the step costs the items' real tokens.
+  pack: Pack | None = None
 
   def __call__(self, pairs: Sequence[Mapping], task: str | None, step: int) -> dict:
     for i, pr in enumerate(pairs):
@@ -113,9 +118,9 @@ class PairBatcher:
     # The prompt is dropped for a whole batch (inputs keep one shape), decided by (seed, step).
     drop = np.random.default_rng([self.seed, step, 7]).random() < self.prompt_dropout
     q_task = None if drop else task
+    sides = {"query": ([p["query"] for p in pairs], q_task),
+             "positive": ([p["positive"] for p in pairs], None)}
     out: dict[str, Any] = {
-        "query": dict(self.prepare([p["query"] for p in pairs], q_task)),
-        "positive": dict(self.prepare([p["positive"] for p in pairs], None)),
         "q_id": np.array([content_id(p["query"]) for p in pairs], np.int32),
         "p_id": np.array([content_id(p["positive"]) for p in pairs], np.int32),
     }
@@ -126,7 +131,11 @@ class PairBatcher:
         mine = list(pr.get("negatives") or [])[:k]
         valid[i, :len(mine)] = True
         negs += mine + [pr["positive"]] * (k - len(mine))  # padding, masked by n_valid
-      out["negatives"] = dict(self.prepare(negs, None))
+      sides["negatives"] = (negs, None)
       out["n_id"] = np.array([content_id(n) for n in negs], np.int32).reshape(len(pairs), k)
       out["n_valid"] = valid
+    if self.pack is not None:  # item order: queries, positives, negatives (the trainer splits)
+      out["packed"] = dict(self.pack(list(sides.values())))
+    else:
+      out.update({name: dict(self.prepare(items, task)) for name, (items, task) in sides.items()})
     return out
