@@ -46,13 +46,39 @@ class ModelConfig:
   length_buckets: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
   # Operand type of the layers' dense matmuls (accumulation stays float32). "bfloat16" runs them
   # on AMX/AVX512-BF16 units, several times the float32 rate, at ~1e-3 relative error per matmul.
+  # "auto": bfloat16 where the machine has bf16 matrix units (`bf16_units`), else float32;
+  # resolved when the model is built, so a saved "auto" model picks again where it is loaded.
   matmul_dtype: str = "float32"
 
   def __post_init__(self):
     object.__setattr__(self, "mrl_dims", tuple(self.mrl_dims))
     object.__setattr__(self, "length_buckets", tuple(self.length_buckets))
-    if self.matmul_dtype not in ("float32", "bfloat16"):
-      raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; use 'float32' or 'bfloat16'.")
+    if self.matmul_dtype not in ("float32", "bfloat16", "auto"):
+      raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; use 'float32', 'bfloat16' or "
+                        "'auto'.")
+
+
+def bf16_units() -> str | None:
+  """What runs bf16 matmuls faster than float32 here: "amx_bf16", "avx512_bf16", the
+  accelerator's platform ("gpu", "tpu"), or None (e.g. an AVX2-only CPU, where bf16 operands
+  are converted in software and lose to float32)."""
+  platform = jax.default_backend()
+  if platform != "cpu":
+    return platform
+  try:
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                  if line.startswith("flags")), [])
+  except OSError:
+    return None
+  return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), None)
+
+
+def resolve_matmul_dtype(dtype: str) -> str:
+  """`ModelConfig.matmul_dtype` made concrete: "auto" → "bfloat16" with `bf16_units`, else
+  "float32"."""
+  if dtype == "auto":
+    return "bfloat16" if bf16_units() else "float32"
+  return dtype
 
 
 def _p(init, *names):
@@ -129,7 +155,7 @@ class Layer(nnx.Module):
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     d, f = cfg.width, cfg.mlp_dim
     self.heads = cfg.heads
-    self.matmul_dtype = cfg.matmul_dtype
+    self.matmul_dtype = resolve_matmul_dtype(cfg.matmul_dtype)
     lin = lambda i, o, a, b: nnx.Linear(i, o, kernel_init=_p(_normal, a, b),
                                         bias_init=_p(nnx.initializers.zeros, b), rngs=rngs)
     ln = lambda: nnx.LayerNorm(d, epsilon=cfg.layer_norm_eps,
@@ -279,4 +305,4 @@ def patch_specs_of(tokenizers: Sequence) -> dict[int, tuple[int, int]]:
 
 
 __all__ = ["ModelConfig", "EmbeddingModel", "PatchEmbed", "Layer", "matryoshka", "check_dim",
-           "segment_bias", "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]
+           "segment_bias", "bf16_units", "resolve_matmul_dtype", "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]
