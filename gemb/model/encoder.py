@@ -304,6 +304,45 @@ class Encoder:
       out[k] = np.pad(v, widths, constant_values=fill.get(k, 0))
     return out
 
+  def prepare_packed(self, groups: Sequence[tuple[Sequence[Any], str | None]], *,
+                     max_length: int | None = None, row_multiple: int = 1) -> dict:
+    """Packs every item of `groups` ([(items, task), ...]) into shared rows, for training.
+
+    As `embed` does: several items per row (best-fit decreasing), each with its own positions
+    and attending only to itself (``segment_ids``), so a batch costs its real tokens rather than
+    items × longest. The model returns one embedding per item, in order (group after group).
+    Rows are ``max(64, the longest item's bucket)`` tokens (at most `max_length`); the row
+    count is rounded up to a ladder of steps ≤ 1/8 (multiples of `row_multiple`: the devices
+    that split the batch), so a training run compiles a few shapes, once each.
+    Keys: those of `prepare` plus ``segment_ids`` [R, L] (1.. per item in a row, 0 padding),
+    ``item_index`` int32 [R, L] (the item of each token; `packing.ITEM_PAD` for padding) and
+    ``item_tokens`` int32 [N] (tokens per item, [CLS] and [SEP] included).
+    """
+    packed: list[Packed] = []
+    for items, task in groups:
+      packed += self._tokenize(items, task)
+    if not packed:
+      raise InputError("prepare_packed() got no items.")
+    cfg = self.config
+    cap = max_length or cfg.max_len
+    longest = max(p.length for p in packed)
+    if longest > cap:
+      raise InputError(f"prepare_packed(max_length={cap}): the longest item needs length "
+                       f"{longest}; raise the training seq_len to at least that.")
+    length = min(packing.row_length(longest, cfg.max_len, cfg.length_buckets), cap)
+    lengths = [p.length for p in packed]
+    rows = packing.pack_rows(lengths, range(len(lengths)), length, length // 3)
+    n_rows = packing.row_rung(len(rows), row_multiple)
+    n_patch = max(sum(packed[i].n_patches for i in r) for r in rows)
+    batch = self._pack([[packed[i] for i in r] for r in rows], length,
+                       packing.pow2(n_patch) if n_patch else 0, n_rows, segments=True)
+    table = np.full((n_rows, length // 3 + 2), packing.ITEM_PAD, np.int32)  # (row, segment) -> item
+    for r, row in enumerate(rows):
+      table[r, 1:len(row) + 1] = row
+    batch["item_index"] = np.take_along_axis(table, batch["segment_ids"], axis=1)
+    batch["item_tokens"] = np.array([p.length for p in packed], np.int32)
+    return batch
+
   # -- embedding -------------------------------------------------------------------------------
 
   def _forward(self, graphdef, dim: int):
@@ -466,7 +505,7 @@ def media_max_len(enc: "Encoder") -> int:
   audio = _longest_audio_tokens(enc)
   video = getattr(vi, "max_frames", 0) * getattr(vi, "grid", 0) ** 2
   need = 2 + max(image, audio, video + audio)
-  return min(enc.config.max_positions, max(enc.config.max_len, _pow2(need)))
+  return min(enc.config.max_positions, max(enc.config.max_len, packing.pow2(need)))
 
 
 def keep_media_max_len(enc: "Encoder") -> None:

@@ -82,6 +82,17 @@ def pack_rows(lengths: Sequence[int], subset: Sequence[int], cap: int,
   return rows
 
 
+def row_rung(n: int, multiple: int = 1) -> int:
+  """`n` rounded up to a coarse ladder (steps of at most 1/8, multiples of `multiple`), so that a
+  packed training batch's row count takes few distinct values (each compiles once)."""
+  step = max(1, (1 << max(0, n.bit_length() - 1)) // 8)
+  step = -(-step // multiple) * multiple
+  return max(multiple, -(-n // step) * step)
+
+
+ITEM_PAD = 1 << 30  # ``item_index`` of padding tokens: out of range, so pooling drops them
+
+
 def group_rows(rows: Sequence[list[int]], batch_size: int) -> list[list[list[int]]]:
   """Consecutive rows into forward passes of at most `batch_size` items, each pass cut into
   power-of-two pieces (not padded), so for one row length only the row count (a power of two)

@@ -19,6 +19,9 @@ from gemb.errors import ConfigError, InputError
 
 # prepare(items, task or one task per item) -> model inputs
 Prepare = Callable[[list, "str | None | Sequence[str | None]"], Mapping[str, np.ndarray]]
+# [(items, task or one task per item), ...] -> one packed batch of all their items
+# (`Encoder.prepare_packed`).
+Pack = Callable[[list], Mapping[str, np.ndarray]]
 
 
 def content_id(item: Any) -> int:
@@ -122,17 +125,21 @@ class PairBatcher:
   hard_negatives: int = 0
   prompt_dropout: float = 0.0
   seed: int = 0
+  # When set, queries, positives and negatives share packed rows under the key "packed"
+  # (instead of one padded batch per side): the step costs the items' real tokens.
+  pack: Pack | None = None
 
   def __call__(self, pairs: Sequence[Mapping], task: str | None, step: int) -> dict:
     for i, pr in enumerate(pairs):
       if "query" not in pr or "positive" not in pr:
         raise InputError(f"Training pair {i} of task {task!r} lacks 'query' or 'positive'; "
                          f"it has keys {sorted(pr)}.")
+    # Each query loses its prompt with probability prompt_dropout, decided by (seed, step, row).
     drop_b = np.random.default_rng([self.seed, step, 7]).random(len(pairs)) < self.prompt_dropout
     q_tasks = [None if d else task for d in drop_b]
+    sides = {"query": ([p["query"] for p in pairs], q_tasks),
+             "positive": ([p["positive"] for p in pairs], None)}
     out: dict[str, Any] = {
-        "query": dict(self.prepare([p["query"] for p in pairs], q_tasks)),
-        "positive": dict(self.prepare([p["positive"] for p in pairs], None)),
         "q_id": np.array([content_id(p["query"]) for p in pairs], np.int32),
         "p_id": np.array([content_id(p["positive"]) for p in pairs], np.int32),
     }
@@ -143,7 +150,11 @@ class PairBatcher:
         mine = list(pr.get("negatives") or [])[:k]
         valid[i, :len(mine)] = True
         negs += mine + [pr["positive"]] * (k - len(mine))  # padding, masked by n_valid
-      out["negatives"] = dict(self.prepare(negs, None))
+      sides["negatives"] = (negs, None)
       out["n_id"] = np.array([content_id(n) for n in negs], np.int32).reshape(len(pairs), k)
       out["n_valid"] = valid
+    if self.pack is not None:  # item order: queries, positives, negatives (the trainer splits)
+      out["packed"] = dict(self.pack(list(sides.values())))
+    else:
+      out.update({name: dict(self.prepare(items, task)) for name, (items, task) in sides.items()})
     return out

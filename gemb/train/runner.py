@@ -114,6 +114,13 @@ def _prepare_fn(encoder: Any, seq_len: int):
   return prepare
 
 
+def _pack_fn(encoder: Any, seq_len: int, row_multiple: int):
+  """One packed batch of all a step's items (`Encoder.prepare_packed`): rows of at most
+  `seq_len` tokens, the row count a multiple of the devices that split the batch."""
+  return lambda groups: encoder.prepare_packed(groups, max_length=seq_len,
+                                               row_multiple=row_multiple)
+
+
 def _host_tree(tree: Any) -> Any:
   """Full numpy copies of a tree's arrays, on every process.
 
@@ -272,8 +279,12 @@ def train(cfg, run) -> dict:
     sharding.check_global_batch(st.batch_size, mesh, rules)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
+    # One process: a step's items share packed rows. Several: each side padded to an agreed
+    # bucket (packed item indices would need per-process offsets).
+    pack = (_pack_fn(encoder, cfg.seq_len, sharding.batch_shards(mesh, rules))
+            if jax.process_count() == 1 else None)
     batcher = PairBatcher(_prepare_fn(encoder, cfg.seq_len), hard_negatives=st.hard_negatives,
-                          prompt_dropout=st.prompt_dropout, seed=cfg.seed)
+                          prompt_dropout=st.prompt_dropout, seed=cfg.seed, pack=pack)
     optim = OptimConfig.from_config(st.optim.to_dict(), total_steps=st.steps)
     trainer = Trainer(encoder.model, mesh=mesh, rules=rules, optim=optim, loss=st.loss,
                       seed=cfg.seed)

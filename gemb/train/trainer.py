@@ -8,10 +8,13 @@ whole global batch, so in-batch negatives span every device and process.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -210,12 +213,19 @@ class Trainer:
     # of a layer's backward) instead of computing them for the optimizer to zero.
     params = jax.tree.map(lambda p, f: jax.lax.stop_gradient(p) if f else p, params, self.frozen)
     model = nnx.merge(self.graphdef, params, rest)
-    q_bd = model(batch["query"])
-    p_bd = model(batch["positive"])
     n_bkd = None
-    if "negatives" in batch:
-      b, k = batch["n_valid"].shape
-      n_bkd = model(batch["negatives"]).reshape(b, k, -1)
+    if "packed" in batch:  # every item of the batch in shared rows: queries, positives, negatives
+      emb_nd = model(batch["packed"])
+      b = batch["q_id"].shape[0]
+      q_bd, p_bd = emb_nd[:b], emb_nd[b:2 * b]
+      if "n_valid" in batch:
+        n_bkd = emb_nd[2 * b:].reshape(b, batch["n_valid"].shape[1], -1)
+    else:
+      q_bd = model(batch["query"])
+      p_bd = model(batch["positive"])
+      if "negatives" in batch:
+        b, k = batch["n_valid"].shape
+        n_bkd = model(batch["negatives"]).reshape(b, k, -1)
     return self.loss_fn(q_bd, p_bd, n_bkd, q_id_b=batch.get("q_id"), p_id_b=batch.get("p_id"),
                         n_id_bk=batch.get("n_id"), n_valid_bk=batch.get("n_valid"))
 
@@ -238,6 +248,9 @@ class Trainer:
       return jax.make_array_from_process_local_data(s, x)
     rows = len(local["q_id"]) if "q_id" in local else len(jax.tree.leaves(dict(local))[0])
     sharding.check_global_batch(rows * jax.process_count(), self.mesh, self.rules)
+    if "packed" in local and jax.process_count() > 1:
+      raise ConfigError("Packed batches (PairBatcher(pack=...)) are single-process: each "
+                        "process's item indices would need offsets. Use the per-side `prepare`.")
     return jax.tree.map(put, dict(local))
 
   def loss_and_grad(self, local_batch: Mapping[str, Any]) -> tuple[jax.Array, Any]:
@@ -276,6 +289,26 @@ class Trainer:
     return float(self.schedule(self.step_num if step is None else step))
 
 
+def _host_batch(mixture: Mixture, batcher: PairBatcher, step: int) -> tuple[str, dict]:
+  task, pairs = mixture.local_pairs(step)
+  return task, batcher(pairs, mixture.prompt_task(task), step)
+
+
+def prefetch(make: Callable[[int], Any], steps: Sequence[int], ahead: int = 1):
+  """Yields `make(s)` for each step, computing up to `ahead` of them in a background thread.
+
+  The host work for step s+1 (tokenizing, packing) runs while the device runs step s; tokenizers
+  and numpy release the GIL for most of it. Errors surface at the step that needed the batch.
+  """
+  it = iter(steps)
+  with ThreadPoolExecutor(1, thread_name_prefix="gemb-prefetch") as pool:
+    queue = collections.deque(pool.submit(make, s) for s in itertools.islice(it, ahead))
+    while queue:
+      for s in itertools.islice(it, 1):
+        queue.append(pool.submit(make, s))
+      yield queue.popleft().result()
+
+
 def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
         run: Any = None, checkpointer: Checkpointer | None = None, log_every: int = 10,
         hooks: Sequence[Hook] = (), stage: str = "", validate: Validate | None = None) -> dict:
@@ -297,9 +330,8 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
   if bar is not None:
     bar.update(start)
   t_last, n_last, last = time.perf_counter(), start, {}
-  for s in range(start, steps):
-    task, pairs = mixture.local_pairs(s)
-    local = batcher(pairs, mixture.prompt_task(task), s)
+  batches = prefetch(lambda s: _host_batch(mixture, batcher, s), range(start, steps))
+  for s, (task, local) in zip(range(start, steps), batches):
     metrics = trainer.step(local)
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
