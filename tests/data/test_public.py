@@ -13,7 +13,7 @@ from PIL import Image as PILImage
 
 import gemb
 from gemb.errors import InputError
-from gemb.evaluation.evaluators import build_evaluator
+from gemb.evaluation import build_evaluator
 from gemb.evaluation.runner import dataset_loader
 
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220),

@@ -154,7 +154,7 @@ def test_klettres_text_matches_sounds_xml():
                                        ("mscoco", "cldr-emoji-heldout(limit=40)"),
                                        ("retrieval", "klettres(limit=40)")])
 def test_the_eval_recipes_kinds_load_them(kind, spec):
-  from gemb.evaluation.evaluators import PairedData, RetrievalData
+  from gemb.evaluation.task_data import PairedData, RetrievalData
   from gemb.evaluation.runner import dataset_loader
   data = dataset_loader(None)(dataset=spec, split="test", kind=kind)
   assert isinstance(data, PairedData if kind == "mscoco" else RetrievalData)
