@@ -337,7 +337,10 @@ class Registry:
     """Within the block, registrations (and removals) are private and undone on exit.
 
     With ``empty=True`` the registry starts the block with no entries (plugins not discovered).
+    The built-in modules and plugins are discovered first, so that a module imported for the first
+    time inside the block does not register into entries that the exit then throws away.
     """
+    self._discover()
     with self._lock:
       saved, saved_discovered = dict(self._entries), self._discovered
       if empty:

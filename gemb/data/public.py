@@ -293,9 +293,8 @@ class BeirSource(PairSource):
   """A BEIR folder's split: the whole corpus, the queries that have qrels, graded relevance."""
 
   def __init__(self, name, split, records, materialize, card, limit, corpus, queries, qrels):
-    super().__init__(name, split, records, materialize, card, limit)
+    super().__init__(name, split, records, materialize, card, limit, task=BEIR_TASK)
     self.corpus, self.queries, self.qrels = corpus, queries, qrels  # ids -> text; qid -> {did: g}
-    self.task = BEIR_TASK
 
   def retrieval_task(self, max_queries: int | None = None):
     doc_ids = list(self.corpus)

@@ -146,15 +146,15 @@ class Encoder:
     return packed
 
   def _check_prompt(self, task: str) -> None:
-    """A task prompt that leaves the query less than half of max_len is an error, not a cut."""
+    """A task prompt that leaves the query less than a quarter of max_len is an error, not a cut."""
     n = len(self.text_tokenizer.encode_batch([task_prompt(task)])[0])
     budget = self.config.max_len - 2
-    if n > budget // 2:
+    if n > budget - budget // 4:
       raise InputError(
           f"The task prompt for task={task[:40]!r}{'...' if len(task) > 40 else ''} takes {n} of "
           f"the model's {budget} tokens per item, which would cut the query away; task names "
-          f"must leave at least half (here at most {budget // 2} tokens). Use a short task "
-          "name such as 'search result'.")
+          f"must leave at least a quarter (here at most {budget - budget // 4} tokens). Use a "
+          "short task name such as 'search result'.")
 
   def _audio_tokens(self, a: I.Audio, where: str, max_seconds: float | None,
                     notes: list[str]) -> PartTokens:
@@ -374,6 +374,10 @@ class Encoder:
     self._check_trained_task(task)
     if not isinstance(batch_size, int) or batch_size < 1:
       raise InputError(f"batch_size must be a positive int, got {batch_size!r}.")
+    if items is None or isinstance(items, (bytes, dict)) or not (
+        user_items.is_single_item(items) or hasattr(items, "__iter__")):
+      raise InputError(f"embed takes one item or a list of items, got {type(items).__name__}; "
+                       "e.g. enc.embed('a text') or enc.embed(['a text', gemb.Image(pixels)]).")
     single = user_items.is_single_item(items)
     items = [user_items.coerce_item(x) for x in ([items] if single else items)]
     packed = self._tokenize(items, task)

@@ -50,10 +50,14 @@ def test_build_refuses_a_dataset_that_breaks_the_contract():
 def test_build_requires_a_task_and_takes_the_entrys():
   card = DatasetCard("toy", "toy", "test", "CC0", {"train": 1})
   rec = [{"id": "a", "group": "a", "positive_id": "a"}]  # no task in the records
+  mat = lambda r: {**r, "query": "q", "positive": "p", "negatives": [], "task": ""}
+  with pytest.raises(ConfigError, match="'toy' must declare the task"):
+    base.PairSource("toy", "train", rec, mat, card, task="")
 
   def toy(split="train"):
-    return base.PairSource("toy", split, rec, lambda r: {**r, "query": "q", "positive": "p",
-                                                         "negatives": [], "task": ""}, card)
+    src = base.PairSource("toy", split, rec, mat, card, task="placeholder")
+    del src.task  # a protocol source that does not say which task its queries serve
+    return src
 
   with gemb.datasets.temporary():
     gemb.datasets.register("toy", toy)
