@@ -70,6 +70,7 @@ class Encoder:
     # The tasks it was trained with, {task: prompt} (None: unknown, e.g. a preset); training sets
     # it, `save` writes it under "prompts", `embed` warns once on a task outside it.
     self.prompts: dict[str, str] | None = None
+    self._prompt_tokens: dict[str, int] = {}  # task -> its prompt's token count
     self._warned_tasks: set[str] = set()
     self._forward_cache: dict = {}
     self.compiled_shapes: set[tuple] = set()
@@ -147,7 +148,9 @@ class Encoder:
 
   def _check_prompt(self, task: str) -> None:
     """A task prompt that leaves the query less than a quarter of max_len is an error, not a cut."""
-    n = len(self.text_tokenizer.encode_batch([task_prompt(task)])[0])
+    n = self._prompt_tokens.get(task)
+    if n is None:  # tokenized once per task
+      n = self._prompt_tokens[task] = len(self.text_tokenizer.encode_batch([task_prompt(task)])[0])
     budget = self.config.max_len - 2
     if n > budget - budget // 4:
       raise InputError(

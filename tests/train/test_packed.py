@@ -2,6 +2,8 @@
 compiled shapes, and the host work prefetched a step ahead."""
 
 import logging
+import os
+import sys
 import threading
 
 import jax
@@ -14,6 +16,9 @@ from gemb.errors import InputError
 from gemb.model.packing import ITEM_PAD, row_rung as _row_rung
 from gemb.train import data, trainer as T
 
+sys.path.insert(0, os.path.dirname(__file__))
+from toy import Pairs  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def enc():
@@ -21,10 +26,11 @@ def enc():
 
 
 def _pairs(n, seed=0, images=False):
+  """Random word pairs, as a source that declares its task (tests/train/toy.py's `Pairs`)."""
   rng = np.random.default_rng(seed)
   words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
   text = lambda k: " ".join(rng.choice(words, k))
-  out = []
+  out = Pairs()
   for i in range(n):
     q = text(int(rng.integers(1, 4)))
     if images and i % 3 == 0:
@@ -123,7 +129,7 @@ def test_no_recompiles_after_warm_up_and_host_work_runs_ahead():
   finally:
     logger.removeHandler(handler)
   assert made_in and all(n.startswith("gemb-prefetch") for n in made_in)
-  shapes = {batcher(mix.local_pairs(s)[1], "t", s)["packed"]["token_ids"].shape
+  shapes = {batcher(mix.local_pairs(s)[1], mix.prompt_task("t"), s)["packed"]["token_ids"].shape
             for s in range(10)}
   assert len(shapes) <= 3
   assert 1 <= warm <= len(shapes)
