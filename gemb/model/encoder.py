@@ -97,6 +97,8 @@ class Encoder:
     if task is not None and (not isinstance(task, str) or not task.strip()):
       raise InputError(f"task must be a non-empty string or None, got {task!r}.")
     parts_per_item = [list(I.as_parts(item, i)) for i, item in enumerate(items)]
+    # Tokenizers with `tokenize_batch` (a pretrained tower) get all their inputs in one call.
+    batched: dict[int, tuple[Any, list, list]] = {}
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
     tokens: list[list[PartTokens | None]] = []
@@ -112,16 +114,19 @@ class Encoder:
           texts.append(text)
           row.append(None)
         elif isinstance(p, I.Image):
-          row.append(self.image_tokenizer(I.check_image(p, where(j))))
+          row.append(self._media(self.image_tokenizer, I.check_image(p, where(j)), (i, j), batched))
         elif isinstance(p, I.Audio):
           wave = I.check_audio(p, where(j), self.audio_tokenizer.sample_rates)
           row.append(self.audio_tokenizer(wave, p.sample_rate))
         else:
-          row.append(self.video_tokenizer(I.check_video(p, where(j))))
+          row.append(self._media(self.video_tokenizer, I.check_video(p, where(j)), (i, j), batched))
       if task is not None and not isinstance(parts[0], I.Text):
         slots.append((i, -1))
         texts.append(task_prompt(task).rstrip())
       tokens.append(row)
+    for tok, inputs, where_ in batched.values():
+      for (i, j), part in zip(where_, tok.tokenize_batch(inputs)):
+        tokens[i][j] = part
     for (i, j), ids in zip(slots, self.text_tokenizer.encode_batch(texts) if texts else []):
       part = PartTokens(TEXT, ids_n=ids)
       if j < 0:
@@ -129,6 +134,16 @@ class Encoder:
       else:
         tokens[i][j] = part
     return [self._fit(i, row) for i, row in enumerate(tokens)]
+
+  @staticmethod
+  def _media(tok, x, slot: tuple[int, int], batched: dict) -> PartTokens | None:
+    """`tok(x)`, or None with `x` queued for one `tok.tokenize_batch` call over the items."""
+    if not hasattr(tok, "tokenize_batch"):
+      return tok(x)
+    batched.setdefault(id(tok), (tok, [], []))
+    batched[id(tok)][1].append(x)
+    batched[id(tok)][2].append(slot)
+    return None
 
   def _fit(self, index: int, parts: list[PartTokens]) -> _Packed:
     """Checks an item's length against max_len; truncates from the end when configured."""
