@@ -1,7 +1,11 @@
 """Trains quickstart:tower's model (LiT on minilm-l6-effnet) and measures it on the emoji test split.
 
-    python3 tools/tower_experiment.py train WORKDIR      # the quickstart:tower training stages
+    python3 tools/tower_experiment.py train WORKDIR [PRE_STEPS FINE_STEPS]  # quickstart:tower's stages
     python3 tools/tower_experiment.py eval MODEL_OR_PRESET [N]
+    python3 tools/tower_experiment.py all WORKDIR [PRE_STEPS FINE_STEPS]  # eval untrained, train, eval
+
+`all` runs in one process, so the tower compiles once and the test images' features computed
+for the untrained model are reused (from the in-memory cache) for the trained one.
 
 `eval` reports text→image and image→text R@1 over the first N (default 250) test pairs of
 emoji(languages=('en','de','fr','es','ja')) (the quickstart's text_image task; the corpus is their
@@ -16,12 +20,19 @@ import time
 import numpy as np
 
 
-def train(workdir: str) -> None:
+def train(workdir: str, pre_steps: int | None = None, fine_steps: int | None = None) -> None:
   import gemb  # noqa: F401  (registries)
   from gemb import registry
   from gemb.config import recipe_config
   from gemb.run import Run
   cfg = recipe_config("quickstart:tower").train
+  if pre_steps is not None:
+    cfg.stages.prefinetune.steps = pre_steps
+  if fine_steps is not None:
+    if fine_steps == 0:
+      cfg.stage_order = ("prefinetune",)
+    else:
+      cfg.stages.finetune.steps = fine_steps
   run = Run(cfg, workdir)
   run.write_json("config.json", cfg.to_dict())
   t = time.time()
@@ -78,7 +89,12 @@ def evaluate(model: str, n: int = 250) -> dict:
 
 
 if __name__ == "__main__":
+  steps = [int(a) for a in sys.argv[3:5]] if len(sys.argv) > 3 else []
   if sys.argv[1] == "train":
-    train(sys.argv[2])
+    train(sys.argv[2], *steps)
+  elif sys.argv[1] == "all":
+    before = evaluate("minilm-l6-effnet(max_len=96)")
+    train(sys.argv[2], *steps)
+    after = evaluate(sys.argv[2] + "/model")
   else:
     evaluate(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else 250)
