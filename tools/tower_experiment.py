@@ -14,6 +14,7 @@ pairwise cosine of the image embeddings vs that of their captions' embeddings.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -26,6 +27,9 @@ def train(workdir: str, pre_steps: int | None = None, fine_steps: int | None = N
   from gemb.config import recipe_config
   from gemb.run import Run
   cfg = recipe_config("quickstart:tower").train
+  if os.environ.get("TOWER_EMOJI_ONLY"):  # a CPU-starved probe: text<->image batches only
+    cfg.stages.prefinetune.tasks = ((cfg.eval.dataset.replace("('en',)", "('en', 'de', 'fr', 'es')"), 1.0),)
+    cfg.eval.max_queries = 16
   if pre_steps is not None:
     cfg.stages.prefinetune.steps = pre_steps
   if fine_steps is not None:
@@ -93,7 +97,8 @@ if __name__ == "__main__":
   if sys.argv[1] == "train":
     train(sys.argv[2], *steps)
   elif sys.argv[1] == "all":
-    before = evaluate("minilm-l6-effnet(max_len=96)")
+    if not os.environ.get("TOWER_SKIP_BEFORE"):
+      evaluate("minilm-l6-effnet(max_len=96)")
     train(sys.argv[2], *steps)
     after = evaluate(sys.argv[2] + "/model")
   else:
