@@ -359,7 +359,7 @@ def _qualname(obj: Any) -> str:
 
 # The registries. Each kind's entry-point group is "gemb.<kind>".
 tokenizers = Registry("tokenizers", "modality tokenizers: raw input part -> token embeddings",
-                      ("gemb.model.tokenizers",))
+                      ("gemb.model.tokenizers", "gemb.model.tower_tokenizers"))
 losses = Registry("losses", "training losses over embeddings", ("gemb.train.losses",))
 retrievers = Registry("retrievers", "nearest-neighbour retrieval backends", ("gemb.retrieval",))
 policies = Registry("policies", "cold-start exploration policies", ("gemb.coldstart.policies",))

@@ -106,6 +106,8 @@ class Encoder:
       self._check_prompt(t)
     notes: list[str] = []  # what truncation cut, warned once per call
     parts_per_item = [list(I.as_parts(item, i)) for i, item in enumerate(items)]
+    # Tokenizers with `tokenize_batch` (a pretrained tower) get all their inputs in one call.
+    batched: dict[int, tuple[Any, list, list]] = {}
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
     tokens: list[list[PartTokens | None]] = []
@@ -121,7 +123,7 @@ class Encoder:
           texts.append(text)
           row.append(None)
         elif isinstance(p, I.Image):
-          row.append(self.image_tokenizer(I.check_image(p, where(j))))
+          row.append(self._media(self.image_tokenizer, I.check_image(p, where(j)), (i, j), batched))
         elif isinstance(p, I.Audio):
           row.append(self._audio_tokens(p, where(j), None, notes))
         else:
@@ -130,6 +132,9 @@ class Encoder:
         slots.append((i, -1))
         texts.append(task_prompt(task).rstrip())
       tokens.append(row)
+    for tok, inputs, where_ in batched.values():
+      for (i, j), part in zip(where_, tok.tokenize_batch(inputs)):
+        tokens[i][j] = part
     for (i, j), ids in zip(slots, self.text_tokenizer.encode_batch(texts) if texts else []):
       part = PartTokens(TEXT, ids_n=ids)
       if j < 0:
@@ -186,6 +191,16 @@ class Encoder:
     span = tok.max_seconds if note is None else keep / float(v.fps)  # the frames kept
     at = self._audio_tokens(v.audio, f"{where} (soundtrack)", span, notes)
     return interleave_by_time([(vt, tok.time_step), (at, self.audio_tokenizer.time_step)])
+
+  @staticmethod
+  def _media(tok, x, slot: tuple[int, int], batched: dict) -> PartTokens | None:
+    """`tok(x)`, or None with `x` queued for one `tok.tokenize_batch` call over the items."""
+    if not hasattr(tok, "tokenize_batch"):
+      return tok(x)
+    batched.setdefault(id(tok), (tok, [], []))
+    batched[id(tok)][1].append(x)
+    batched[id(tok)][2].append(slot)
+    return None
 
   def _fit(self, index: int, parts: list[PartTokens], notes: list[str] | None = None) -> Packed:
     """Checks an item's length against max_len; truncates from the end when configured."""

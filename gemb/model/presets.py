@@ -49,3 +49,17 @@ def minilm_l6(**overrides) -> Preset:
   cfg = _config(ModelConfig(identity_projection=True), overrides)
   path = os.path.join(minilm_dir(), "model.safetensors")
   return Preset(cfg, lambda model: load_bert_safetensors(model, path))
+
+
+@gemb.registry.presets.register("minilm-l6-effnet")
+def minilm_l6_effnet(**overrides) -> Preset:
+  """minilm-l6's pretrained text path + a frozen ImageNet EfficientNet-Lite0 for images and video.
+
+  Images become the tower's 7×7 feature map at 224 px (49 tokens), video frames its map at
+  128 px pooled to 2×2 (4 tokens a frame, 4 frames); only the projection of those features into
+  the backbone (`patch_embeds/...`) is new. Audio is trained from scratch (`audio_logmel`).
+  max_len 128 holds an image with up to 77 text tokens.
+  """
+  base = dict(max_len=128, image_tokenizer="effnet_image(variant='lite0', image_size=224, grid=7)",
+              video_tokenizer="effnet_video(variant='lite0', frame_size=128, grid=2, max_frames=4)")
+  return minilm_l6(**{**base, **overrides})

@@ -180,18 +180,31 @@ class VideoFrames(PatchTokenizer):
 
   def frame_times(self, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
     """(indices of the sampled frames, their start times in seconds) for a clip at `fps`."""
-    n = min(n_frames, int(np.floor(self.max_seconds * fps + 1e-9)) + 1)
-    idx = np.unique(np.linspace(0, n - 1, min(n, self.max_frames)).round().astype(int))
-    return idx, idx / float(fps)
+    return frame_times(n_frames, fps, self.max_seconds, self.max_frames)
 
   def __call__(self, x_thwc: np.ndarray, fps: float = 1.0) -> PartTokens:
     idx, times = self.frame_times(x_thwc.shape[0], fps)
     patches = np.concatenate([_patchify(_to_patch_input(x_thwc[i], self.frame_size), self.patch)
                               for i in idx]).astype(np.float32)
-    pos = _grid_pos(len(idx), self.grid, self.grid)
-    t = np.minimum(np.round(times / self.time_step).astype(np.int32), self.max_t)
-    pos[:, 0] = np.repeat(t, self.grid * self.grid)
-    return PartTokens(VIDEO, patches_np=patches, pos_n3=pos)
+    return PartTokens(VIDEO, patches_np=patches,
+                      pos_n3=video_pos(times, self.grid, self.time_step, self.max_t))
+
+
+def frame_times(n_frames: int, fps: float, max_seconds: float,
+                max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+  """(indices of at most `max_frames` frames evenly sampled from the first `max_seconds` of a clip
+  at `fps`, their start times in seconds): the sampling every video tokenizer uses."""
+  n = min(n_frames, int(np.floor(max_seconds * fps + 1e-9)) + 1)
+  idx = np.unique(np.linspace(0, n - 1, min(n, max_frames)).round().astype(int))
+  return idx, idx / float(fps)
+
+
+def video_pos(times_s: np.ndarray, grid: int, time_step: float, max_t: int) -> np.ndarray:
+  """(t, row, col) positions of grid² tokens per frame, t = round(seconds / time_step)."""
+  pos = _grid_pos(len(times_s), grid, grid)
+  t = np.minimum(np.round(times_s / time_step).astype(np.int32), max_t)
+  pos[:, 0] = np.repeat(t, grid * grid)
+  return pos
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:

@@ -14,7 +14,9 @@
     python3 -m gemb run quickstart:tiny --workdir /tmp/quickstart-tiny
 
 Variants: "" (the README's main job, about 10 minutes on 2 CPU cores), "tiny" (the tiny preset
-and a few steps of each part: it checks the wiring, not the numbers).
+and a few steps of each part: it checks the wiring, not the numbers), "tower" (the main job on
+`minilm-l6-effnet`: images and video frames through a frozen ImageNet EfficientNet-Lite0, LiT;
+only the tower features' projection and the backbone train).
 """
 
 import ml_collections
@@ -36,7 +38,7 @@ EMBEDDINGS = r"^(word_emb|pos_emb|type_emb|emb_norm|modality_emb|proj)/"
 
 
 def get_config(variant: str = "") -> ml_collections.ConfigDict:
-  check_variant(variant, ("", "tiny"))
+  check_variant(variant, ("", "tiny", "tower"))
   tiny = variant == "tiny"
   c = ml_collections.ConfigDict()
   c.kind = "quickstart"
@@ -48,6 +50,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
                  "minilm-l6(max_len=64, image_tokenizer='image_patches(image_size=48, patch=8)', "
                  "video_tokenizer='video_frames(frame_size=48, patch=16, max_frames=4)')")
   train.seq_len = 64
+  if variant == "tower":
+    # 49 tower tokens per image (7×7 at 224 px) + a caption or a modifier; 4 frames × 2×2 per clip.
+    train.model = "minilm-l6-effnet(max_len=96)"
+    train.seq_len = 96
   train.eval.dataset = "emoji(languages=('en',))"  # validation split: stage ends and the soup
   train.eval.max_queries = 16 if tiny else 100
   train.eval.test = False  # the quickstart reports its own test suite below
