@@ -14,7 +14,8 @@ import gemb.model as gm
 from gemb.errors import ConfigError
 from gemb.model import efficientnet as E
 from gemb.model import tower_tokenizers as TT
-from gemb.model.tokenizers import IMAGE, VIDEO, _resize
+from gemb.model.inputs import resize_rgb, to_unit
+from gemb.model.tokenizers import IMAGE, VIDEO
 
 RNG = np.random.default_rng(0)
 # 64 px (a 2×2 feature map) keeps the tower cheap; batches stay ≤ 8 so one program compiles.
@@ -49,7 +50,7 @@ def test_image_tokens_are_the_tower_features():
   for x, part in zip(imgs, parts):
     assert part.modality == IMAGE and part.patches_np.shape == (4, 1280)
     assert part.pos_n3.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0], [0, 1, 1]]
-    ref = np.asarray(net.features(E.normalize(jnp.asarray(_resize(x, 64, 64))[None])))[0]
+    ref = np.asarray(net.features(E.normalize(jnp.asarray(to_unit(resize_rgb(x, 64, 64)))[None])))[0]
     ref = ref.reshape(4, 1280) - ref.reshape(4, 1280).mean(1, keepdims=True)
     ref *= 8.0 / np.sqrt((ref ** 2).sum(1, keepdims=True))  # each token: mean 0, norm 8
     np.testing.assert_allclose(part.patches_np, ref, rtol=2e-3, atol=2e-3)
@@ -60,9 +61,12 @@ def test_image_tokens_are_the_tower_features():
 def test_video_tokens_per_frame_with_time_positions():
   tok = gemb.tokenizers.build("effnet_video(frame_size=64, grid=1, max_frames=3, cache_mb=0)")
   vid = RNG.random((5, 20, 20, 3), dtype=np.float32)
-  part = tok(vid)
+  part = tok(vid)  # 1 fps: frames 0, 2, 4 start at 0, 2 and 4 s; time positions in 0.25 s steps
   assert part.modality == VIDEO and part.patches_np.shape == (3, 1280)
-  assert part.pos_n3.tolist() == [[0, 0, 0], [1, 0, 0], [2, 0, 0]]
+  assert part.pos_n3.tolist() == [[0, 0, 0], [8, 0, 0], [16, 0, 0]]
+  fast = tok(vid, 4.0)  # the same frames at 4 fps sit 0.5 s apart
+  assert fast.pos_n3[:, 0].tolist() == [0, 2, 4]
+  np.testing.assert_array_equal(fast.patches_np, part.patches_np)
   img = gemb.tokenizers.build("effnet_image(image_size=64, grid=1, cache_mb=0)")
   frames = img.tokenize_batch([vid[0], vid[2], vid[4]])  # frames 0, 2, 4 of 5, evenly sampled
   np.testing.assert_array_equal(part.patches_np, np.concatenate([f.patches_np for f in frames]))
