@@ -45,7 +45,7 @@ def main() -> None:
   args = p.parse_args()
 
   # Long docstrings and code exceed seq_len: the trainer's setting is to truncate them.
-  warnings.filterwarnings("ignore", message=".*tokens truncated.*")
+  warnings.filterwarnings("ignore", category=model_lib.TruncationWarning)
   encoder = model_lib.load(f"minilm-l6(truncate=True, max_len={args.seq_len})")
   mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
   rules = sharding.resolve_rules("fsdp")

@@ -24,7 +24,7 @@ Setup (all in one process, one after the other, on the same data and the same CP
   the data it keeps), after garbage collection. The load average is logged before each build
   and printed in the summary: the CPU may be shared with other jobs, which lowers every QPS.
 
-Methods: gemb-scann (`gemb.retrievers.get("scann")`, parameters from the corpus size), raw
+Methods: gemb-scann (`gemb.retrievers.build("scann")`, parameters from the corpus size), raw
 ScaNN built with exactly the parameters gemb resolved (the yardstick gemb must stay within 5% of),
 faiss IVF-Flat, faiss IVF-PQ fast-scan with exact refinement (IVF,PQ{d/2}x4fs,RFlat) with nlist
 sqrt(n) and 2 sqrt(n), faiss HNSW and hnswlib (M=16, efConstruction=40, and a denser graph,
@@ -37,6 +37,12 @@ same graph parameters) and they cost minutes. On the real corpus also gemb-scann
 `scann(brute_force_below=0)`, gemb's approximate path (a tree of sqrt(n) leaves from 5k vectors
 on, AH, reordering) instead of the default exact brute force below 20k vectors. `--soar` adds
 gemb-scann-soar (`soar_lambda=1.5`, opt-in in gemb) and its raw twin.
+
+gemb-scann is also searched as built ("default": the leaves and reorder depth its target_recall
+check resolved), whatever its recall; the summary's `qps_vs_raw_scann` and `qps_vs_best_other`
+are that default's QPS over raw ScaNN's and the best other library's QPS at the target recall on
+the synthetic corpus, and `default_recall_gaussian20k` is the default's recall@10 on 20k x 64
+Gaussian unit vectors with queries = corpus points + noise 0.05 (no clusters: the hard case).
 
 Usage: python benchmarks/retrieval.py [--n 1000000] [--d 128] [--queries 1000] [--real-n 10000]
 The last line printed is one JSON object with the headline figures.
@@ -58,6 +64,8 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+from gemb.io import atomic_write
 
 # OpenMP threads (faiss) that spin while waiting starve everything else on a shared CPU.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -143,8 +151,22 @@ class GembScann(Method):
 
   def build(self, x):
     import gemb
-    self.index = gemb.retrievers.get(self.spec)().build(x)
-    self.p = self.index.params()
+    self.index = gemb.retrievers.build(self.spec).build(x)
+    # The arguments plus what the build resolved them to (tree size, and the leaves searched and
+    # reorder depth its target_recall check settled on).
+    self.p = {**self.index.params(), **self.index.resolved}
+
+  def default_setting(self):
+    """The index as built, searched with the knobs its build resolved (what a user gets)."""
+    ix = self.index
+
+    def search(q):
+      ix.reorder = ix.leaves_to_search = None
+      return ix.search(q, K)[0]
+    r = ix.resolved
+    label = (f"default: leaves={r['leaves_to_search']}/{r['num_leaves']} reorder={r['reorder']}"
+             if r["num_leaves"] else f"default: reorder={r['reorder']}")
+    return label, search
 
   def settings(self):
     ix = self.index
@@ -394,10 +416,30 @@ def run_suite(x, q, method_groups: list[list[Method]], target, log,
                              setting=None if best is None else best["setting"])
       log(f"  -> {m.name}: qps@recall>={target}: {results[m.name]['qps']} "
           f"({results[m.name]['setting']})")
+      if hasattr(m, "default_setting"):  # also the defaults alone, whatever their recall
+        label, fn = m.default_setting()
+        r = recall_at_k(np.asarray(fn(q)), truth)
+        v = time_settings([fn], q, budget_s)[0]
+        results[m.name]["default"] = dict(setting=label, recall=round(r, 4), qps=round(v, 1))
+        log(f"  {m.name:14s} {label:40s} recall@10={r:.4f} qps={v:9.1f} (as built)")
     for m in group:
       m.close()
     gc.collect()
   return results
+
+
+def gaussian_default_recall(n: int = 20_000, d: int = 64, n_q: int = 1000, noise: float = 0.05,
+                            seed: int = 0) -> float:
+  """recall@10 of the default `scann` against exact search on unstructured data: n Gaussian unit
+  vectors, queries = corpus points + `noise` per coordinate (the case in gemb issue #18)."""
+  import gemb
+  rng = np.random.default_rng(seed)
+  x = rng.normal(size=(n, d)).astype(np.float32)
+  x /= np.linalg.norm(x, axis=1, keepdims=True)
+  q = (x[rng.integers(0, n, n_q)] + noise * rng.normal(size=(n_q, d))).astype(np.float32)
+  truth, _ = gemb.retrievers.build("exact").build(x).search(q, K)
+  found, _ = gemb.retrievers.build("scann").build(x).search(q, K)
+  return float(recall_at_k(np.asarray(found), truth))
 
 
 def stdlib_docstrings(limit: int) -> list[str]:
@@ -438,9 +480,7 @@ def real_embeddings(n: int, cache: pathlib.Path, log) -> np.ndarray:
   emb = enc.embed(texts, batch_size=128)
   log(f"  embedded in {time.perf_counter() - t:.1f}s -> {emb.shape}")
   cache.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp.npy")
-  np.save(tmp, emb)
-  os.replace(tmp, path)
+  atomic_write(path, lambda tmp: np.save(tmp, emb))
   return emb
 
 
@@ -556,11 +596,28 @@ def main(argv=None) -> dict[str, Any]:
                                         all(g > v for v in others.values()))
     return out
 
+  recall_g = gaussian_default_recall()
+  log(f"default scann on 20k x 64 Gaussian unit vectors, queries = points + noise 0.05: "
+      f"recall@10={recall_g:.4f}")
+  default = synthetic.get("gemb-scann", {}).get("default")
+  best_other = max((v["qps"] for k, v in synthetic.items()
+                    if "scann" not in k and v["qps"] is not None), default=None)
+  raw = synthetic.get("raw-scann", {}).get("qps")
+
+  def ratio(a, b):
+    return None if not (a and b) else round(a / b, 3)
+
   summary = {"n": args.n, "d": args.d, "queries": args.queries, "k": K,
              "target_recall": args.target, "threads": args.threads,
              "loadavg_before": [round(v, 2) for v in load0],
              "loadavg_after": [round(v, 2) for v in os.getloadavg()],
-             "synthetic": headline(synthetic)}
+             "synthetic": headline(synthetic),
+             # gemb's default `scann` as built (no sweep), on the synthetic corpus: its recall and
+             # its QPS over raw ScaNN's and over the best other library's QPS at the target.
+             "default_synthetic": default,
+             "qps_vs_raw_scann": ratio(default and default["qps"], raw),
+             "qps_vs_best_other": ratio(default and default["qps"], best_other),
+             "default_recall_gaussian20k": round(recall_g, 4)}
   if real is not None:
     summary["real_minilm_l6"] = dict(headline(real), n=len(xr), d=int(xr.shape[1]))
   summary["total_s"] = round(time.perf_counter() - t0, 1)

@@ -21,10 +21,17 @@ _LAZY = {
     "load": "gemb.model", "Encoder": "gemb.model", "Text": "gemb.model", "Image": "gemb.model",
     "Audio": "gemb.model", "Video": "gemb.model", "Interleaved": "gemb.model",
     "load_image": "gemb.model", "load_audio": "gemb.model", "load_video": "gemb.model",
+    "load_pdf": "gemb.model",
 }
 
 
+# Subpackages reachable as attributes after a plain `import gemb` (gemb.retrieval.load_index).
+_SUBPACKAGES = ("coldstart", "data", "evaluation", "io", "model", "retrieval", "train")
+
+
 def __getattr__(name):
+  if name in _SUBPACKAGES:
+    return importlib.import_module(f"gemb.{name}")
   if name in _LAZY:
     value = getattr(importlib.import_module(_LAZY[name]), name)
     globals()[name] = value
@@ -33,12 +40,12 @@ def __getattr__(name):
 
 
 def __dir__():
-  return sorted(set(globals()) | set(_LAZY))
+  return sorted(set(globals()) | set(_LAZY) | set(_SUBPACKAGES))
 
 
 __all__ = [
     "Audio", "ConfigError", "DuplicateComponentError", "Encoder", "GembError", "Image", "InputError",
     "Interleaved", "Registry", "SpecError", "Text", "UnknownComponentError", "Video", "datasets",
-    "evaluators", "load", "load_audio", "load_image", "load_video", "loaded_plugins", "losses",
-    "parse_spec", "policies", "presets", "retrievers", "runners", "tokenizers",
+    "evaluators", "load", "load_audio", "load_image", "load_pdf", "load_video", "loaded_plugins",
+    "losses", "parse_spec", "policies", "presets", "retrievers", "runners", "tokenizers",
 ]

@@ -1,7 +1,11 @@
 """Recipes and their configs.
 
-A recipe is a Python file in ``recipes/`` with ``get_config(variant: str = "")`` returning an
-`ml_collections.ConfigDict`. The config names its run kind (``kind``, a `gemb.runners` name) and
+A recipe is a Python file with ``get_config(variant: str = "")`` returning an
+`ml_collections.ConfigDict`. Recipe names are looked up in a ``recipes/`` folder in the current
+directory (a user's own recipes), then in the recipes that ship inside the package
+(`gemb/recipes/`), then in the entry-point group ``gemb.recipes`` (a plugin distribution adds a
+recipe as ``NAME = "package.module"``, the module being the recipe file). A path to a ``.py`` file
+also works. The config names its run kind (``kind``, a `gemb.runners` name) and
 its components by registry spec. gemb locks the config, so a typo'd key is an error, and
 command-line overrides (``--set a.b=3``) are converted to the type already in the config.
 """
@@ -34,23 +38,63 @@ class Recipe:
     return f"{self.name}:{self.variant}" if self.variant else self.name
 
 
+RECIPE_GROUP = "gemb.recipes"
+BUILTIN_RECIPES = pathlib.Path(__file__).resolve().parent / "recipes"
+
+
 def recipe_dirs() -> list[pathlib.Path]:
-  """Where recipe names are looked up: ./recipes, then the recipes/ beside an editable checkout."""
-  dirs = [pathlib.Path.cwd() / "recipes", pathlib.Path(__file__).resolve().parent.parent / "recipes"]
+  """Folders where recipe names are looked up: ./recipes (the user's own), then gemb/recipes."""
   out = []
-  for d in dirs:
+  for d in (pathlib.Path.cwd() / "recipes", BUILTIN_RECIPES):
     if d.is_dir() and d.resolve() not in [o.resolve() for o in out]:
       out.append(d)
   return out
 
 
-def available_recipes() -> dict[str, pathlib.Path]:
-  found: dict[str, pathlib.Path] = {}
+@dataclasses.dataclass(frozen=True)
+class RecipeSource:
+  """Where a recipe name resolves to: its file and who provides it ("local", "gemb", or the name
+  of the plugin distribution)."""
+  name: str
+  path: pathlib.Path
+  origin: str
+
+
+def _plugin_recipes() -> list[RecipeSource]:
+  """Recipes from the ``gemb.recipes`` entry points, resolved to files without importing them; a
+  plugin whose module cannot be found is warned about and skipped."""
+  import importlib.metadata
+  import warnings
+  out = []
+  for ep in importlib.metadata.entry_points(group=RECIPE_GROUP):
+    dist = ep.dist.name if ep.dist is not None else "?"
+    try:
+      spec = importlib.util.find_spec(ep.value.split(":")[0].strip())
+      if spec is None or not spec.origin or not spec.origin.endswith(".py"):
+        raise ImportError(f"no Python source file for module {ep.value!r}")
+    except Exception as e:  # a broken plugin must not hide the other recipes
+      warnings.warn(f"gemb: recipe plugin {dist} -> {RECIPE_GROUP}:{ep.name} could not be found "
+                    f"({type(e).__name__}: {e}); skipped.", RuntimeWarning, stacklevel=2)
+      continue
+    out.append(RecipeSource(ep.name, pathlib.Path(spec.origin), dist))
+  return out
+
+
+def recipe_sources() -> list[RecipeSource]:
+  """Every recipe gemb can find, first match per name winning: ./recipes, gemb/recipes, plugins."""
+  found: dict[str, RecipeSource] = {}
   for d in recipe_dirs():
+    origin = "gemb" if d.resolve() == BUILTIN_RECIPES else "local"
     for p in sorted(d.glob("*.py")):
       if not p.name.startswith("_"):
-        found.setdefault(p.stem, p)
-  return found
+        found.setdefault(p.stem, RecipeSource(p.stem, p, origin))
+  for src in _plugin_recipes():
+    found.setdefault(src.name, src)
+  return list(found.values())
+
+
+def available_recipes() -> dict[str, pathlib.Path]:
+  return {s.name: s.path for s in recipe_sources()}
 
 
 def find_recipe(ref: str) -> Recipe:
@@ -65,7 +109,7 @@ def find_recipe(ref: str) -> Recipe:
   if target not in known:
     close = difflib.get_close_matches(target, list(known), n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    where = ", ".join(str(d) for d in recipe_dirs()) or "no recipes/ folder found"
+    where = ", ".join([str(d) for d in recipe_dirs()] + [f"entry points {RECIPE_GROUP!r}"])
     raise ConfigError(f"Unknown recipe {target!r}.{hint} Known recipes: "
                       f"{', '.join(known) or 'none'} (looked in {where}).")
   return Recipe(target, variant, known[target])
@@ -173,7 +217,7 @@ def _convert(key: str, raw: str, current: Any) -> Any:
 def _literal_or_str(raw: str) -> Any:
   try:
     return ast.literal_eval(raw.strip())
-  except (ValueError, SyntaxError):
+  except (ValueError, SyntaxError, TypeError):
     return raw.strip()
 
 
@@ -195,9 +239,117 @@ def apply_overrides(cfg: ConfigDict, overrides: Iterable[str]) -> ConfigDict:
                           f"Valid keys: {', '.join(valid)}.")
       if depth < len(parents):
         node = node[part]
+    if not isinstance(node[leaf], str):  # strings are taken as they are, never parsed
+      from gemb.registry import check_literal_size
+      check_literal_size(raw, f"--set {key}", ConfigError)
     value = _convert(key, raw, node[leaf])
     try:
       node[leaf] = value
     except (TypeError, ValueError) as e:
       raise ConfigError(f"--set {item}: {e}") from None
   return cfg
+
+
+# -- typed sections: one dataclass-from-config helper ------------------------------------------
+
+def _type_name(tp: Any) -> str:
+  return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _check_value(where: str, tp: Any, value: Any) -> Any:
+  """`value` converted to annotation `tp` (lists to tuples), or ConfigError naming `where`."""
+  import collections.abc
+  import math
+  import types
+  import typing
+  origin, args = typing.get_origin(tp), typing.get_args(tp)
+  if tp is Any or tp is object:
+    return value
+  if origin in (typing.Union, types.UnionType):
+    for a in args:
+      try:
+        return _check_value(where, a, value)
+      except ConfigError:
+        continue
+    raise ConfigError(f"{where}={value!r}: expected {' or '.join(_type_name(a) for a in args)}.")
+  if tp is type(None):
+    if value is None:
+      return None
+    raise ConfigError(f"{where}={value!r}: expected None.")
+  if tp is bool:
+    if isinstance(value, (bool, np_bool())):
+      return bool(value)
+    raise ConfigError(f"{where}={value!r}: expected true or false (a bool), not "
+                      f"{type(value).__name__}.")
+  if tp is int:
+    if isinstance(value, bool) or not _is_int(value):
+      raise ConfigError(f"{where}={value!r}: expected an integer.")
+    return int(value)
+  if tp is float:
+    if isinstance(value, bool) or not (_is_int(value) or isinstance(value, float)):
+      raise ConfigError(f"{where}={value!r}: expected a number.")
+    if not math.isfinite(float(value)):
+      raise ConfigError(f"{where}={value!r}: expected a finite number.")
+    return float(value)
+  if tp is str:
+    if isinstance(value, str):
+      return value
+    raise ConfigError(f"{where}={value!r}: expected a string.")
+  if origin in (tuple, list, collections.abc.Sequence):
+    if isinstance(value, (str, bytes)) or not isinstance(value, (tuple, list)):
+      raise ConfigError(f"{where}={value!r}: expected a tuple/list.")
+    if origin is tuple and args and not (len(args) == 2 and args[1] is Ellipsis):
+      if len(args) != len(value):
+        raise ConfigError(f"{where}={value!r}: expected {len(args)} items.")
+      return tuple(_check_value(f"{where}[{i}]", a, v) for i, (a, v) in enumerate(zip(args, value)))
+    item = args[0] if args else Any
+    return tuple(_check_value(f"{where}[{i}]", item, v) for i, v in enumerate(value))
+  if origin in (dict, collections.abc.Mapping):
+    if not isinstance(value, collections.abc.Mapping):
+      raise ConfigError(f"{where}={value!r}: expected a mapping.")
+    return dict(value)
+  if isinstance(tp, type) and not isinstance(value, tp):
+    raise ConfigError(f"{where}={value!r}: expected {tp.__name__}.")
+  return value
+
+
+def np_bool() -> type:
+  try:
+    import numpy
+    return numpy.bool_
+  except ImportError:  # pragma: no cover
+    return bool
+
+
+def _is_int(value: Any) -> bool:
+  import numbers
+  return isinstance(value, numbers.Integral)
+
+
+def dataclass_from(cls: type, values: Any, *, where: str, **fixed: Any) -> Any:
+  """`cls(**values)` for a config section, checked: `values` must be a mapping (a ConfigDict or a
+  dict) whose keys are `cls`'s fields (an unknown key is an error naming it and the known ones)
+  and whose values have the annotated types (ints, finite floats, bools, strings, tuples; lists
+  become tuples). `fixed` adds values the caller decides. Errors in `cls`'s own checks
+  (`__post_init__`) come back as ConfigError prefixed with `where`."""
+  import typing
+  if isinstance(values, ConfigDict):
+    values = values.to_dict()
+  if not isinstance(values, dict):
+    raise ConfigError(f"{where}: expected a group of settings (a dict), got "
+                      f"{type(values).__name__} {values!r}.")
+  fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+  unknown = sorted(set(values) - set(fields))
+  if unknown:
+    close = difflib.get_close_matches(str(unknown[0]), list(fields), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ConfigError(f"{where}: unknown key(s) {', '.join(map(repr, unknown))}.{hint} "
+                      f"Known keys: {', '.join(sorted(fields))}.")
+  hints = typing.get_type_hints(cls)
+  kwargs = {k: _check_value(f"{where}.{k}", hints.get(k, Any), v) for k, v in values.items()}
+  try:
+    return cls(**kwargs, **fixed)
+  except ConfigError as e:
+    raise ConfigError(str(e) if str(e).startswith(where) else f"{where}: {e}") from None
+  except (TypeError, ValueError) as e:
+    raise ConfigError(f"{where}: {e}") from None

@@ -11,8 +11,10 @@ import time
 from typing import Any
 
 from gemb import registry
+from gemb.evaluation.bootstrap import bootstrap_ci
 from gemb.evaluation.runner import evaluate_model, write_report
 from gemb.evaluation.suite import format_table
+from gemb.io import atomic_write
 from gemb.run import Run
 
 
@@ -25,6 +27,27 @@ def _sub_run(run: Run, name: str, cfg) -> Run:
 
 def _main_scores(report: dict[str, Any], dim_key: str) -> dict[str, float]:
   return {task: per_dim[dim_key] for task, per_dim in report["main"].items()}
+
+
+def task_table(before: dict[str, Any], after: dict[str, Any], dim_key: str) -> dict[str, Any]:
+  """{task: {metric, split, chance, n_queries, n_corpus, untrained, trained, trained_ci95,
+  delta_ci95, significant}} at one dim: the main metric of each task, its 95% bootstrap interval
+  over queries and the paired interval of trained - untrained (the same resampled queries)."""
+  out = {}
+  for task, metric in after["main_metric"].items():
+    row = {"metric": metric, "split": after["split"].get(task), "dim": dim_key,
+           "chance": after["chance"][task].get(metric), "n_queries": after["n_queries"][task],
+           "n_corpus": after["n_corpus"][task], "untrained": before["main"][task][dim_key],
+           "trained": after["main"][task][dim_key], "trained_ci95": None, "delta_ci95": None,
+           "significant": None}
+    q_after = after["per_query"].get(task, {}).get(dim_key)
+    q_before = before["per_query"].get(task, {}).get(dim_key)
+    if q_after is not None and q_before is not None:
+      row["trained_ci95"] = list(bootstrap_ci(q_after))
+      row["delta_ci95"] = list(bootstrap_ci(q_after, q_before))
+      row["significant"] = bool(row["delta_ci95"][0] > 0 or row["delta_ci95"][1] < 0)
+    out[task] = row
+  return out
 
 
 @registry.runners.register("quickstart")
@@ -85,34 +108,48 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
 
   full = str(dims[0])
   summary = {
+      "tasks": task_table(before, after, full),
       "retrieval_untrained": _main_scores(before, full),
       "retrieval_trained": _main_scores(after, full),
       "main_metric": before["main_metric"],
-      "train": {k: v for k, v in train_summary.items() if k.startswith("eval")},
+      "train": {k: v for k, v in train_summary.items() if k.startswith("validation")},
       "coldstart": {name: p["discoverable"] for name, p in policies.items()},
       "coldstart_headline": headline,
       "timings_s": {k: round(v, 1) for k, v in timings.items()},
   }
-  for task in summary["retrieval_trained"]:
+  for task in summary["tasks"]:
     run.log(task=task, untrained=summary["retrieval_untrained"][task],
             trained=summary["retrieval_trained"][task])
   table = summary_table(summary, full)
   if run.is_writer:
-    (run.workdir / "report.md").write_text(
-        "# gemb quickstart\n\n" + table + "\n\n## Trained model, every dim\n\n" +
-        format_table(after) + "\n")
+    atomic_write(run.workdir / "report.md",
+                      "# gemb quickstart\n\n" + table + "\n\n## Trained model, every dim\n\n"
+                      + format_table(after) + "\n")
   run.write_json("summary.json", summary)
   print("\n" + table, flush=True)
   return summary
 
 
+def _ci(ci) -> str:
+  return "-" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
 def summary_table(summary: dict[str, Any], dim: str) -> str:
-  lines = [f"Retrieval on held-out test splits (main metric x 100, dim {dim}, ScaNN):", "",
-           "| task | metric | untrained | trained |", "|---|---|---:|---:|"]
-  for task, after in summary["retrieval_trained"].items():
-    before = summary["retrieval_untrained"][task]
-    lines.append(f"| {task} | {summary['main_metric'][task]} | {100 * before:.1f} | "
-                 f"{100 * after:.1f} |")
+  lines = [f"Retrieval on the test splits (main metric x 100, dim {dim}, ScaNN; 95% bootstrap "
+           "intervals over queries; delta: paired, the same resampled queries for both models; "
+           "* where the delta's interval excludes 0):", "",
+           "| task | metric | queries / corpus | chance | untrained | trained | delta |",
+           "|---|---|---:|---:|---:|---:|---:|"]
+  for task, r in summary["tasks"].items():
+    trained = f"{100 * r['trained']:.1f}"
+    if r["trained_ci95"] is not None:
+      trained += f" [{100 * r['trained_ci95'][0]:.1f}, {100 * r['trained_ci95'][1]:.1f}]"
+    delta = f"{100 * (r['trained'] - r['untrained']):+.1f} {_ci(r['delta_ci95'])}"
+    if r["significant"]:
+      delta += " *"
+    chance = "-" if r["chance"] is None else f"{100 * r['chance']:.1f}"
+    lines.append(f"| {task} | {r['metric']} | {r['n_queries']} / {r['n_corpus']} | {chance} | "
+                 f"{100 * r['untrained']:.1f} | {trained} | {delta} |")
   lines += ["", "Cold start: discoverable items per policy, same budget (mean ± std over seeds):",
             "", "| policy | discoverable |", "|---|---:|"]
   for name, s in summary["coldstart"].items():
@@ -121,3 +158,12 @@ def summary_table(summary: dict[str, Any], dim: str) -> str:
   t = summary["timings_s"]
   lines += ["", "Time (s): " + ", ".join(f"{k[:-2]} {v:.0f}" for k, v in t.items())]
   return "\n".join(lines)
+
+
+def check_config(cfg) -> None:
+  """The train part's checks (soup method, validation split), before anything runs."""
+  from gemb.train.runner import check_config as check_train
+  check_train(cfg.train)
+
+
+quickstart.check_config = check_config

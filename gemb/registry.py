@@ -70,6 +70,27 @@ def loaded_plugins() -> list[PluginRecord]:
     return list(_plugin_records)
 
 
+MAX_SPEC_CHARS = 10_000  # a spec or a --set literal longer than this is refused unparsed
+MAX_LITERAL_DEPTH = 32  # brackets and unary operators nested deeper than this are refused
+
+
+def check_literal_size(text: str, what: str, error: type[Exception]) -> None:
+  """Refuses text that `ast` would need unbounded memory or recursion for: too long, or nested
+  (brackets, or unary +/-/~ chains such as 100,000 '-') deeper than MAX_LITERAL_DEPTH."""
+  if len(text) > MAX_SPEC_CHARS:
+    raise error(f"{what}: {len(text)} characters; at most {MAX_SPEC_CHARS} are accepted.")
+  depth = run = 0
+  for ch in text:
+    if ch in "([{":
+      depth += 1
+    elif ch in ")]}":
+      depth -= 1
+    run = run + 1 if ch in "+-~" else (run if ch.isspace() else 0)
+    if depth > MAX_LITERAL_DEPTH or run > MAX_LITERAL_DEPTH:
+      raise error(f"{what}: nested more than {MAX_LITERAL_DEPTH} levels deep (brackets or "
+                  "signs); write the value plainly.")
+
+
 def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
   """Splits ``"name(1, k='x')"`` into ``("name", (1,), {"k": "x"})``.
 
@@ -78,6 +99,9 @@ def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
   """
   if not isinstance(spec, str):
     raise SpecError(f"A component spec must be a string, got {type(spec).__name__}: {spec!r}.")
+  if len(spec) > MAX_SPEC_CHARS:
+    raise SpecError(f"Invalid spec {spec[:40]!r}...: {len(spec)} characters; a spec may have at "
+                    f"most {MAX_SPEC_CHARS}.")
   text = spec.strip()
   m = _NAME_RE.match(text)
   if not m:
@@ -91,9 +115,12 @@ def parse_spec(spec: str) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
     raise SpecError(
         f"Invalid spec {spec!r}: after the name {name!r} only an argument list in parentheses "
         f"may follow, e.g. '{name}(k=1)'.")
+  check_literal_size(rest, f"Invalid spec {spec[:60]!r}", SpecError)
   try:
     call = ast.parse("f" + rest, mode="eval").body
-  except SyntaxError as e:
+  except (SyntaxError, MemoryError, RecursionError) as e:
+    if not isinstance(e, SyntaxError):
+      raise SpecError(f"Invalid spec {spec[:60]!r}: too deeply nested to parse.") from None
     raise SpecError(f"Invalid spec {spec!r}: the argument list is not valid syntax ({e.msg}).") from None
   if not isinstance(call, ast.Call) or not isinstance(call.func, ast.Name):
     raise SpecError(f"Invalid spec {spec!r}: expected name(arg, key=value, ...).")
@@ -153,6 +180,8 @@ class Registry:
     self._entries: dict[str, Entry] = {}
     self._discovered = False
     self._lock = threading.RLock()
+    # Called as validator(spec, built, registered_obj) after `build`; raises on a broken contract.
+    self.validator: Callable[[str, Any, Any], Any] | None = None
 
   def __repr__(self):
     return f"Registry({self.kind!r}, {len(self._entries)} registered)"
@@ -213,8 +242,10 @@ class Registry:
           obj = ep.load()
           self.register(ep.name, obj, origin=dist)
           error = None
-        except Exception as e:  # a broken plugin must not take the others down
-          error = f"{type(e).__name__}: {e}"
+        except KeyboardInterrupt:
+          raise
+        except BaseException as e:  # a broken plugin (even one calling sys.exit) must not take
+          error = f"{type(e).__name__}: {e}"  # the others down
           warnings.warn(
               f"gemb: plugin distribution {dist} {version} could not provide {ep.name!r} to "
               f"gemb.{self.kind} (entry point {ep.value}): {error}. Other components are "
@@ -276,10 +307,22 @@ class Registry:
     return functools.partial(obj, *args, **kwargs)
 
   def build(self, spec: str, *args, **kwargs) -> Any:
-    """``get(spec)(*args, **kwargs)``: look up and instantiate/call in one step."""
-    return self.get(spec)(*args, **kwargs)
+    """``get(spec)(*args, **kwargs)``: look up and instantiate/call in one step, then the kind's
+    `validator` (e.g. the dataset protocol) checks what came out."""
+    out = self.get(spec)(*args, **kwargs)
+    if self.validator is not None:
+      self.validator(spec, out, self.entry(parse_spec(spec)[0]).obj)
+    return out
 
   def _unknown_message(self, name: str) -> str:
+    with _plugin_lock:
+      failed = [p for p in _plugin_records
+                if p.group == self.group and p.name == name and p.error]
+    if failed:
+      p = failed[-1]
+      return (f"gemb.{self.kind} component {name!r} comes from the plugin distribution "
+              f"{p.distribution} {p.version}, which failed to load: {p.error}. Fix or reinstall "
+              f"{p.distribution}.")
     known = sorted(self._entries)
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.5)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -294,7 +337,10 @@ class Registry:
     """Within the block, registrations (and removals) are private and undone on exit.
 
     With ``empty=True`` the registry starts the block with no entries (plugins not discovered).
+    The built-in modules and plugins are discovered first, so that a module imported for the first
+    time inside the block does not register into entries that the exit then throws away.
     """
+    self._discover()
     with self._lock:
       saved, saved_discovered = dict(self._entries), self._discovered
       if empty:
@@ -319,6 +365,8 @@ retrievers = Registry("retrievers", "nearest-neighbour retrieval backends", ("ge
 policies = Registry("policies", "cold-start exploration policies", ("gemb.coldstart.policies",))
 presets = Registry("presets", "model presets: architecture + weights", ("gemb.model.presets",))
 datasets = Registry("datasets", "built-in and adapted datasets", ("gemb.data",))
+tfds_adapters = Registry("tfds_adapters", "map a raw TFDS example to a gemb pair dict",
+                         ("gemb.data.tfds",))
 evaluators = Registry("evaluators", "evaluators: embed function -> named metrics",
                       ("gemb.evaluation",))
 runners = Registry("runners", "run kinds that a recipe's `kind` selects (train, eval, ...)",
@@ -326,7 +374,8 @@ runners = Registry("runners", "run kinds that a recipe's `kind` selects (train, 
                     "gemb.quickstart"))
 
 ALL: dict[str, Registry] = {r.kind: r for r in (
-    tokenizers, losses, retrievers, policies, presets, datasets, evaluators, runners)}
+    tokenizers, losses, retrievers, policies, presets, datasets, tfds_adapters, evaluators,
+    runners)}
 
 
 def registry_for(kind: str) -> Registry:

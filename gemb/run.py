@@ -6,6 +6,11 @@ Every run writes into its workdir:
 * ``run.json``: metadata (package versions, plugins loaded, devices, git commit, status);
 * ``metrics.jsonl``: one JSON object a line, appended as the run goes.
 
+The workdir is checked before anything is written (`check_workdir`): a folder holding a run of
+another config or kind is refused untouched; one holding this config resumes, its earlier
+``run.json`` kept under ``history``, its log continued (a torn last line cut, lines already
+logged not repeated, the clock continuing).
+
 Only process 0 writes, so the same code runs in one process or in many.
 """
 
@@ -20,13 +25,15 @@ import platform
 import subprocess
 import sys
 import time
+import warnings
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from gemb import config as config_lib
 from gemb import registry
-from gemb.errors import ConfigError
+from gemb.errors import ConfigError, GembError
+from gemb.io import atomic_write
 
 TRACKED_PACKAGES = ("gemb", "jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "grain",
                     "tensorflow-datasets", "scann", "numpy", "ml-collections")
@@ -75,14 +82,151 @@ def _jsonable(x: Any) -> Any:
 
 def write_json_atomic(path: pathlib.Path, obj: Any) -> None:
   """Writes JSON so that a crash leaves either the old file or the new one, never half of one."""
-  path = pathlib.Path(path)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-  with open(tmp, "w") as f:
-    json.dump(_jsonable(obj), f, indent=2, sort_keys=True)
-    f.write("\n")
-    f.flush()
-    os.fsync(f.fileno())
-  os.replace(tmp, path)
+  atomic_write(path, json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n")
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+  """The records of a metrics.jsonl; a torn or malformed line (a run killed mid-write) is
+  dropped with a warning instead of failing whoever reads the log."""
+  try:
+    with open(path, "rb") as f:
+      raw = f.read()
+  except FileNotFoundError:
+    return []
+  records, bad = [], 0
+  for line in raw.split(b"\n"):
+    if not line.strip():
+      continue
+    try:
+      rec = json.loads(line.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+      rec = None
+    if isinstance(rec, dict):
+      records.append(rec)
+    else:
+      bad += 1
+  if bad:
+    warnings.warn(f"{path}: dropped {bad} torn or malformed line(s) (a run killed while "
+                  "writing?).", RuntimeWarning, stacklevel=2)
+  return records
+
+
+def _repair_log(path: pathlib.Path) -> None:
+  """Cuts a torn last line (no newline: the writer was killed mid-line) so that new records
+  start on a line of their own."""
+  try:
+    with open(path, "rb+") as f:
+      raw = f.read()
+      if raw and not raw.endswith(b"\n"):
+        keep = raw.rfind(b"\n") + 1
+        warnings.warn(f"{path}: dropping a torn last line ({len(raw) - keep} bytes) left by a "
+                      "killed run.", RuntimeWarning, stacklevel=3)
+        f.truncate(keep)
+  except FileNotFoundError:
+    pass
+
+
+def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
+  if not isinstance(d, dict):
+    return {prefix.rstrip("."): d}
+  out: dict[str, Any] = {}
+  for k, v in d.items():
+    if isinstance(v, dict) and v:
+      out.update(_flat(v, f"{prefix}{k}."))
+    else:
+      out[f"{prefix}{k}"] = v
+  return out
+
+
+WORKDIR_RECORDS = ("run.json", "metrics.jsonl", "summary.json", "ckpt", "model")
+LOG_ONLY = ("config.json", "run.json", "metrics.jsonl", "tensorboard")
+
+
+def check_workdir(workdir: str | os.PathLike, cfg: config_lib.ConfigDict) -> list[dict]:
+  """Checks, before anything is written, that `workdir` can hold this run: a usable folder path,
+  and either new, or holding a run of exactly this config (which then resumes). Raises
+  ConfigError naming the differing keys otherwise, leaving the folder untouched. Returns the
+  earlier attempts recorded in its run.json (kept as the new run.json's "history")."""
+  path = pathlib.Path(workdir)
+  for p in (path, *path.parents):
+    if p.exists() or p.is_symlink():
+      if not p.is_dir():
+        raise ConfigError(f"--workdir {path}: {p} is {'a file' if p.is_file() else 'not a folder'}"
+                          "; pick another --workdir.")
+      if not os.access(p, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir {path}: cannot write in {p} (permission denied or a "
+                          "read-only file system); pick another --workdir.")
+      break
+  if not path.is_dir() and _coordinator()[2] != 0:  # other processes leave the folder to
+    return []                                         # process 0 (no race on mkdir/rmdir)
+  if not path.is_dir():  # prove it can be made (a read-only mount passes os.access), then undo
+    made = [p for p in (path, *path.parents) if not p.exists()]
+    try:
+      path.mkdir(parents=True)
+    except OSError as e:
+      raise ConfigError(f"--workdir {path} cannot be created ({e.strerror or e}); pick another "
+                        "--workdir.") from None
+    for p in made:
+      try:
+        p.rmdir()
+      except OSError:
+        break
+    return []
+  cfg_path = path / "config.json"
+  if not cfg_path.exists():
+    found = [n for n in WORKDIR_RECORDS if (path / n).exists()]
+    if found:
+      raise ConfigError(f"--workdir {path} holds {', '.join(found)} but no config.json, so it "
+                        "cannot be checked or resumed; it was left untouched. Use a fresh "
+                        "--workdir.")
+    return []
+  try:
+    old = json.loads(cfg_path.read_bytes().decode("utf-8"))
+    if not isinstance(old, dict):
+      raise ValueError("not a JSON object")
+  except (ValueError, UnicodeDecodeError) as e:
+    raise ConfigError(f"{cfg_path} is damaged ({e}); the workdir cannot be resumed. Use a fresh "
+                      "--workdir.") from None
+  new = json.loads(json.dumps(_jsonable(cfg.to_dict())))
+  a, b = _flat(old), _flat(new)
+  diff = sorted((k for k in set(a) | set(b) if a.get(k, "<absent>") != b.get(k, "<absent>")),
+                key=lambda k: (k != "kind", k))  # another kind of run first
+  prev: dict = {}
+  try:
+    prev = json.loads((path / "run.json").read_bytes().decode("utf-8"))
+    prev = prev if isinstance(prev, dict) else {}
+  except (OSError, ValueError, UnicodeDecodeError):
+    pass
+  history = list(prev.pop("history", []) or [])[-19:] + ([prev] if prev else [])
+  # A run that failed before producing anything (a bad value its runner found) may be replaced;
+  # its config stays in the history.
+  produced = [p.name for p in path.iterdir() if p.name not in LOG_ONLY]
+  if diff and prev.get("status") == "failed" and not produced:
+    history[-1]["config"] = old
+    return history
+  if diff:
+    shown = "; ".join(f"{k} is {a.get(k, '<absent>')!r} there but {b.get(k, '<absent>')!r} now"
+                      for k in diff[:4])
+    more = f"; and {len(diff) - 4} more" if len(diff) > 4 else ""
+    raise ConfigError(
+        f"--workdir {path} holds a {old.get('kind', '?')!r} run of another config ({shown}{more})."
+        " It was left untouched: resume with the same settings, or use a fresh --workdir.")
+  return history
+
+
+MODEL_KEYS = ("model", "embedder")  # config keys whose string value may name a model folder
+
+
+def check_model_refs(cfg: config_lib.ConfigDict) -> None:
+  """Every `model` / `embedder` setting (nested ones too) that names a folder is checked now,
+  without jax, instead of after minutes of imports and work."""
+  from gemb import model_folder
+  for key, value in config_lib.flat_items(cfg).items():
+    if key.rsplit(".", 1)[-1] in MODEL_KEYS and model_folder.looks_like_folder(value):
+      try:
+        model_folder.check_folder(os.path.expanduser(os.fspath(value)))
+      except GembError as e:
+        raise type(e)(f"{key}: {e}") from None
 
 
 class Run:
@@ -100,8 +244,15 @@ class Run:
       is_writer = jax.process_index() == 0
     self.is_writer = is_writer
     self.started = time.time()
+    self._clock = 0.0  # a resumed run's clock continues from the log's last time
+    self._seen: set[str] = set()  # records already logged (a resumed run repeats none of them)
     if self.is_writer:
       self.workdir.mkdir(parents=True, exist_ok=True)
+      _repair_log(self.metrics_path)
+      for rec in read_metrics(self.metrics_path):
+        t = rec.pop("time", 0.0)
+        self._clock = max(self._clock, t if isinstance(t, (int, float)) else 0.0)
+        self._seen.add(json.dumps(rec, sort_keys=True))
     self.tensorboard = tensorboard
     self._tb = None
     if tensorboard and self.is_writer:
@@ -120,12 +271,21 @@ class Run:
     """Appends one record to metrics.jsonl (process 0 only)."""
     if not self.is_writer:
       return
-    record = {"time": round(time.time() - self.started, 3)}
+    record: dict[str, Any] = {}
     if step is not None:
       record["step"] = int(step)
     record.update(_jsonable(metrics))
-    with open(self.metrics_path, "a") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
+    key = json.dumps(record, sort_keys=True)
+    if key in self._seen:  # logged before the run was interrupted and resumed
+      return
+    self._seen.add(key)
+    record["time"] = round(self._clock + time.time() - self.started, 3)
+    line = (json.dumps(record, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(self.metrics_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:  # one write of one whole line: a kill leaves at most a torn last line, cut next time
+      os.write(fd, line)
+    finally:
+      os.close(fd)
     if self._tb is not None:
       for name, value in record.items():
         if name not in ("time", "step") and isinstance(value, (int, float)) and \
@@ -183,6 +343,18 @@ def default_workdir(recipe: config_lib.Recipe) -> pathlib.Path:
   return pathlib.Path("runs") / name / stamp
 
 
+def _coordinator() -> tuple[str | None, int, int]:
+  """GEMB_COORDINATOR, GEMB_NUM_PROCESSES, GEMB_PROCESS_ID, checked (no jax needed)."""
+  address = os.environ.get("GEMB_COORDINATOR")
+  if not address or address == "auto":
+    return address, 0, 0
+  try:
+    return address, int(os.environ["GEMB_NUM_PROCESSES"]), int(os.environ["GEMB_PROCESS_ID"])
+  except (KeyError, ValueError):
+    raise ConfigError("GEMB_COORDINATOR is set, so GEMB_NUM_PROCESSES and GEMB_PROCESS_ID must "
+                      "be integers too (e.g. 2 and 0 on the first process).") from None
+
+
 def init_distributed() -> None:
   """Joins a multi-process run when GEMB_COORDINATOR is set (host:port of process 0).
 
@@ -190,18 +362,13 @@ def init_distributed() -> None:
   the collectives go through gloo. On TPU pods and SLURM clusters jax can find the peers itself:
   set GEMB_COORDINATOR=auto. Must run before anything asks jax for its devices.
   """
-  address = os.environ.get("GEMB_COORDINATOR")
+  address, num, pid = _coordinator()
   if not address:
     return
   import jax
   if address == "auto":
     jax.distributed.initialize()
     return
-  try:
-    num, pid = int(os.environ["GEMB_NUM_PROCESSES"]), int(os.environ["GEMB_PROCESS_ID"])
-  except (KeyError, ValueError):
-    raise ConfigError("GEMB_COORDINATOR is set, so GEMB_NUM_PROCESSES and GEMB_PROCESS_ID must "
-                      "be integers too (e.g. 2 and 0 on the first process).") from None
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # affects CPU devices only
   jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
 
@@ -212,26 +379,33 @@ def run_recipe(ref: str, overrides: Sequence[str] = (), workdir: str | None = No
 
   `tensorboard=True` mirrors the metrics into ``WORKDIR/tensorboard/`` (needs tensorboardX).
   """
-  init_distributed()
+  _coordinator()
   recipe = config_lib.find_recipe(ref)
   cfg = config_lib.load_config(recipe)
   config_lib.apply_overrides(cfg, overrides)
-  runner = registry.runners.get(cfg.kind)
+  # Everything that can be checked is checked before jax is imported and before the first write.
+  check_model_refs(cfg)
   if workdir is None:
-    import jax
-    if jax.process_count() > 1:
+    if os.environ.get("GEMB_COORDINATOR"):
       raise ConfigError("A multi-process run needs --workdir: every process must write its "
                         "checkpoints to the same (shared) folder.")
     workdir = default_workdir(recipe)
+  history = check_workdir(workdir, cfg)
+  runner = registry.runners.get(cfg.kind)
+  check_config = getattr(runner, "check_config", None)
+  if check_config is not None:  # the run kind's typed schema: every stage, loss, optimizer value
+    check_config(cfg)
+  init_distributed()
   run = Run(cfg, workdir, recipe, tensorboard=tensorboard)
   run.write_json("config.json", cfg.to_dict())
-  run.write_json("run.json", run.metadata("running"))
+  run.write_json("run.json", run.metadata("running", history=history))
   try:
     summary = runner(cfg, run)
   except BaseException as e:
-    run.write_json("run.json", run.metadata("failed", error=f"{type(e).__name__}: {e}"))
+    run.write_json("run.json", run.metadata("failed", error=f"{type(e).__name__}: {e}",
+                                            history=history))
     raise
   finally:
     run.close()
-  run.write_json("run.json", run.metadata("completed"))
+  run.write_json("run.json", run.metadata("completed", history=history))
   return summary

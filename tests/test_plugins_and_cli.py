@@ -169,3 +169,24 @@ def test_tensorboard_without_tensorboardx_says_what_to_install(tmp_path, monkeyp
   monkeypatch.setitem(sys.modules, "tensorboardX", None)  # makes the import fail
   with pytest.raises(ConfigError, match=r"gemb\[tensorboard\]"):
     Run(ml_collections.ConfigDict(), tmp_path, tensorboard=True, is_writer=True)
+
+
+def test_recipes_come_from_the_package_a_local_folder_and_plugins(plugin_env, tmp_path):
+  """From a directory outside the checkout: the built-in recipes (inside the package), a plugin's
+  recipe through the gemb.recipes entry point, and the user's own ./recipes/ (which shadows)."""
+  (tmp_path / "recipes").mkdir()
+  (tmp_path / "recipes" / "mine.py").write_text(open(HELLO).read())
+  out = run_gemb(["list", "recipes"], plugin_env, cwd=tmp_path)
+  assert out.returncode == 0, out.stderr
+  rows = {l.split()[0]: l.split()[1:] for l in out.stdout.splitlines() if l.strip()}
+  for name in ("quickstart", "train", "eval", "coldstart"):
+    origin, path = rows[name]
+    assert origin == "gemb" and path.endswith(f"gemb/recipes/{name}.py"), rows[name]
+  assert rows["hello"][0] == "gemb-hello" and rows["hello"][1].endswith("gemb_hello/recipe.py")
+  assert rows["mine"] == ["local", str(tmp_path / "recipes" / "mine.py")]
+  for name in ("hello", "mine"):
+    workdir = tmp_path / f"run-{name}"
+    out = run_gemb(["run", f"{name}:tiny", "--workdir", str(workdir)], plugin_env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    meta = json.loads((workdir / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["recipe"] == f"{name}:tiny"

@@ -161,3 +161,18 @@ def test_registry_for_unknown_kind():
   assert registry_for("losses") is gemb.losses
   with pytest.raises(gemb.UnknownComponentError, match="Did you mean 'losses'"):
     registry_for("loses")
+
+
+def test_builtin_module_first_imported_inside_temporary_stays_registered(tmp_path, monkeypatch):
+  # A builtin module imported for the first time inside `temporary()` registers its components
+  # once (module imports are cached); they must survive the block's exit.
+  reg = gemb.registry.Registry("probe_kind", "test", ("gemb_probe_builtin",))
+  (tmp_path / "gemb_probe_builtin.py").write_text(
+      "import test_registry_probe as t\nt.REG.register('alpha')(lambda: 1)\n")
+  (tmp_path / "test_registry_probe.py").write_text("REG = None\n")
+  monkeypatch.syspath_prepend(str(tmp_path))
+  import test_registry_probe
+  test_registry_probe.REG = reg
+  with reg.temporary():
+    assert reg.get("alpha")() == 1
+  assert reg.get("alpha")() == 1

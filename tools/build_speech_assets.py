@@ -4,9 +4,11 @@ Setup (Debian): ``apt-get install espeak-ng``; build-only Python deps: ``scipy``
 It reads the emoji names from `gemb/data/assets/emoji.npz` (build that first), so that every clip
 links to an emoji image. Then::
 
-    python tools/build_speech_assets.py [--english 320] [--per-language 40]
+    python tools/build_speech_assets.py [--english 320] [--per-language 40] [--test-all en de fr es]
 
-Each clip is the emoji's CLDR name spoken by espeak-ng's voice for its language, resampled to
+The first 440 clips spread over all emoji (an even stride through the code points); then, so that
+the test split has enough queries, every test-split emoji (no skin tone) is spoken in each
+`--test-all` language that is not already there. Each clip is the emoji's CLDR name spoken by espeak-ng's voice for its language, resampled to
 16 kHz mono and stored as Ogg/Opus (about 4 kB a second).
 """
 
@@ -42,6 +44,8 @@ def main(argv=None) -> int:
   p.add_argument("--per-language", type=int, default=40, help="clips in each of de, fr, es")
   p.add_argument("--out", default=OUT)
   p.add_argument("--limit", type=int, default=None, help="synthesize only the first N (for tests)")
+  p.add_argument("--test-all", nargs="*", default=["en", "de", "fr", "es"],
+                 help="languages in which every test-split emoji is spoken")
   args = p.parse_args(argv)
   if shutil.which("espeak-ng") is None:
     sys.exit("espeak-ng not found: apt-get install espeak-ng")
@@ -56,6 +60,12 @@ def main(argv=None) -> int:
   for j, lang in enumerate(("de", "fr", "es")):
     pool = [r for r in records[j::step // 2 or 1] if lang in r["names"]]
     chosen += [(r, lang) for r in pool[:args.per_language]]
+  from gemb.data.base import split_of
+  have = {(r["emoji"], lang) for r, lang in chosen}
+  for lang in args.test_all:
+    chosen += [(r, lang) for r in records
+               if split_of(r["base"] or r["emoji"]) == "test" and lang in r["names"]
+               and (r["emoji"], lang) not in have]
 
   metas, blobs = [], []
   for r, lang in chosen[:args.limit]:

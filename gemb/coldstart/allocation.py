@@ -1,8 +1,9 @@
 """Traffic quotas and budgeted allocation.
 
 The discoverability curve of an item is ``P(X) = sigmoid(c) * sigmoid(a + s * log1p(X / x0))``
-with ``s >= 0`` (see `model.py`). Its quota at confidence CF is the traffic X with P(X) = CF, in
-closed form; `bisect_quota` solves the same equation for any non-decreasing curve.
+with ``s >= 0`` (`curve.curve_prob`; see `model.py`). Its quota at confidence CF is the traffic X
+with P(X) = CF, in closed form; `bisect_quota` solves the same equation for any non-decreasing
+curve.
 
 `allocate` picks which items to fund with their remaining quota to maximize the expected number of
 discoverable items under a traffic budget and an exploration-cost budget: greedy by marginal gain
@@ -17,6 +18,7 @@ from typing import Callable
 
 import numpy as np
 
+from gemb.coldstart.curve import curve_prob
 from gemb.errors import InputError
 
 EXACT_MAX_ITEMS = 16
@@ -34,19 +36,13 @@ def check_budget(budget: float, what: str = "traffic budget") -> float:
   return float(budget)
 
 
-def curve_prob(a, s, c, x, x0: float) -> np.ndarray:
-  """P(X) of the curve family, vectorized (numpy)."""
-  z = a + s * np.log1p(np.asarray(x, np.float64) / x0)
-  return 1.0 / (1.0 + np.exp(-c)) / (1.0 + np.exp(-z))
-
-
 def quota_closed_form(a, s, c, cf: float, x0: float) -> np.ndarray:
   """X with P(X) = CF; 0 where P(0) >= CF already, +inf where the curve never reaches CF."""
   cf = check_cf(cf)
   a, s, c = (np.asarray(v, np.float64) for v in (a, s, c))
-  ceil = 1.0 / (1.0 + np.exp(-c))
-  t = np.clip(cf / ceil, 0.0, None)
   with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    ceil = 1.0 / (1.0 + np.exp(-c))
+    t = np.clip(cf / ceil, 0.0, None)
     logit_t = np.log(t) - np.log1p(-np.minimum(t, 1.0))
     log1p_x = (logit_t - a) / s
     x = x0 * np.expm1(log1p_x)

@@ -8,8 +8,9 @@ from typing import Any, Callable
 import numpy as np
 
 from gemb.coldstart.calibrate import Calibration
-from gemb.coldstart.policies import check_allocation, model_features
-from gemb.coldstart.simulator import BruteForceIndex, SimConfig, Simulator
+from gemb.coldstart.engagement import model_features
+from gemb.coldstart.policies.protocol import check_allocation
+from gemb.coldstart.simulator import SimConfig, Simulator, exact_index
 
 
 @dataclasses.dataclass
@@ -21,6 +22,8 @@ class Episode:
   discoverable: np.ndarray  # [n_items] bool
   spent: int
   wall_s_per_period: float
+  cost: float = 0.0  # exploration cost spent in all (`cost.cost_of`, summed over periods)
+  stats: dict | None = None  # the policy's own `stats` at the end (e.g. finite quota share)
 
   @property
   def n_discoverable(self) -> int:
@@ -54,13 +57,16 @@ def run_episode(sim: Simulator, policy: Any, name: str, seed: int,
   wall = (time.perf_counter() - t0) / max(sim.period - periods0, 1)
   curve = [h["discoverable"] for h in sim.history]
   spent = sum(h["spent"] for h in sim.history)
-  return Episode(name, seed, curve, sim.impressions.copy(), sim.discoverable(), spent, wall)
+  stats = dict(policy.stats) if isinstance(getattr(policy, "stats", None), dict) else None
+  return Episode(name, seed, curve, sim.impressions.copy(), sim.discoverable(), spent, wall,
+                 sim.cost_spent, stats)
 
 
 def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, seed: int,
-                 x_max: float = 400.0, index_factory: Callable = BruteForceIndex,
+                 x_max: float = 400.0, index_factory: Callable = exact_index,
                  zero_share: float = 0.1, policy: Any = None,
-                 noise: float = 0.7) -> dict[str, np.ndarray]:
+                 noise: float = 0.7, templates: np.ndarray | None = None
+                 ) -> dict[str, np.ndarray]:
   """Exploration logs: one row per item and period it spent in exploration, with the features at
   the start of that period, the total traffic X the item got in the end, and whether it became
   discoverable.
@@ -70,7 +76,7 @@ def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, see
   multiplied by log-normal noise (sigma `noise`) so that the logs cover more than one X per state:
   logs from the states a deployed policy visits.
   """
-  sim = Simulator(cal, config, static_tf, seed, index_factory)
+  sim = Simulator(cal, config, static_tf, seed, index_factory, templates)
   rng = np.random.default_rng([seed, 3])
   quota = np.exp(rng.uniform(0.0, np.log(x_max), sim.n_items))
   quota[rng.random(sim.n_items) < zero_share] = 0.0

@@ -18,6 +18,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from gemb.coldstart.curve import curve_logits, curve_prob
 from gemb.errors import InputError
 
 
@@ -58,11 +59,11 @@ class DiscoverabilityModel(nnx.Module):
 
   def logits_pair(self, feat_bf, x_b):
     a, s, c = self.curve(feat_bf)
-    return c, a + s * jnp.log1p(x_b / self.x0)
+    return curve_logits(a, s, c, x_b, self.x0, jnp)
 
   def __call__(self, feat_bf: jax.Array, x_b: jax.Array) -> jax.Array:
-    c, z = self.logits_pair(feat_bf, x_b)
-    return jax.nn.sigmoid(c) * jax.nn.sigmoid(z)
+    a, s, c = self.curve(feat_bf)
+    return curve_prob(a, s, c, x_b, self.x0, jnp)
 
 
 def _bce_logits(c, z, y):
@@ -75,7 +76,7 @@ def _bce_logits(c, z, y):
 def _member_bce(model, feat_mbf, x_mb, y_mb):
   """The members' mean cross-entropy, each member on its own minibatch."""
   a, s, c = model.member_curves(feat_mbf)
-  return _bce_logits(c, a + s * jnp.log1p(x_mb / model.x0), y_mb)
+  return _bce_logits(*curve_logits(a, s, c, x_mb, model.x0, jnp), y_mb)
 
 
 def _bce(model, feat_bf, x_b, y_b):
@@ -168,6 +169,5 @@ def curve(model: DiscoverabilityModel, feat_nf: np.ndarray, chunk: int = 262144)
 
 
 def predict(model: DiscoverabilityModel, feat_nf: np.ndarray, x_n: np.ndarray) -> np.ndarray:
-  from gemb.coldstart.allocation import curve_prob
   a, s, c = curve(model, feat_nf)
   return curve_prob(a, s, c, x_n, model.x0)

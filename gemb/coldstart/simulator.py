@@ -4,9 +4,11 @@ Per period, in this order:
 
 1. ``n_new`` fresh items enter (latents drawn around MovieLens's newest items, see `calibrate`);
 2. a policy spends at most ``budget`` exploration impressions on the items still in exploration;
-   each impression is shown to a random user and engages with the item's true rate ``q_i``;
-3. the exploitation recommender admits an item once its engagement passes the bar (at least
-   ``n_min`` impressions and a posterior-mean engagement rate of at least ``bar``);
+   each impression is shown to a random user and engages with the item's true rate ``q_i`` (the
+   i-th impression of an item always draws the same uniform, `stream_uniforms`: one fixed click
+   stream per item, so allocations change how far into its stream an item gets, not the stream);
+3. the exploitation recommender admits an item once its engagement passes the bar (`admission`:
+   at least ``n_min`` impressions and a posterior-mean engagement rate of at least ``bar``);
 4. ``n_users`` users arrive; for each, candidates are retrieved over the admitted items by
    ``<user, item>`` through a retrieval backend, ranked by estimated engagement, and the top
    ``slate`` are recommended;
@@ -41,35 +43,41 @@ class Index(Protocol):
   def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _topk_dot(q_qd, emb_nd, k: int):
-  return jax.lax.top_k(q_qd @ emb_nd.T, k)
+def exact_index() -> Index:
+  """The default retrieval backend: ``gemb.retrievers`` "exact" (brute-force inner product)."""
+  from gemb import registry
+  return registry.retrievers.build("exact")
 
 
-class BruteForceIndex:
-  """Exact inner-product top-k in JAX, chunked over queries; same interface as gemb.retrievers."""
+def admission(impressions, clicks, prior: tuple[float, float], n_min: int, bar: float):
+  """The exploitation bar, the one definition of it: at least `n_min` exploration impressions and
+  a posterior-mean engagement of at least `bar` (Beta `prior`). Elementwise on counts of any
+  shape; the simulator admits with it and the lookahead plan imagines admissions with it."""
+  a, b = prior
+  n = np.asarray(impressions)
+  post = (a + np.asarray(clicks)) / (a + b + n)
+  return (n >= n_min) & (post >= bar)
 
-  def __init__(self, chunk: int = 4096):
-    self.chunk = chunk
-    self._emb = None
-    self._ids = None
 
-  def build(self, emb_nd: np.ndarray, ids: np.ndarray | None = None) -> "BruteForceIndex":
-    self._emb = jnp.asarray(emb_nd, jnp.float32)
-    self._ids = None if ids is None else np.asarray(ids)
-    return self
+_M1, _M2, _M3 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9), \
+    np.uint64(0x94D049BB133111EB)
 
-  def search(self, queries_qd: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    k = min(k, self._emb.shape[0])
-    ids, scores = [], []
-    for s in range(0, len(queries_qd), self.chunk):
-      sc, ix = _topk_dot(jnp.asarray(queries_qd[s:s + self.chunk], jnp.float32), self._emb, k)
-      ids.append(np.asarray(ix))
-      scores.append(np.asarray(sc))
-    ids_qk = np.concatenate(ids)
-    if self._ids is not None:
-      ids_qk = self._ids[ids_qk]
-    return ids_qk, np.concatenate(scores)
+
+def stream_uniforms(seed: int, item, j) -> np.ndarray:
+  """The uniform in [0, 1) behind impression `j` (0-based) of item `item` in the run of `seed`.
+
+  A counter-based hash (splitmix64), so every item has one fixed stream of clicks: impression j
+  engages iff its uniform is below the item's true rate, whatever the allocation that led to it.
+  The simulator draws its clicks from it, and `bound.hindsight_bound` reads the same streams.
+  """
+  item = np.asarray(item, np.uint64)
+  j = np.asarray(j, np.uint64)
+  with np.errstate(over="ignore"):
+    z = (np.uint64(seed) * _M1 + item) * _M2 + j * _M1 + _M3
+    z = (z ^ (z >> np.uint64(30))) * _M2
+    z = (z ^ (z >> np.uint64(27))) * _M3
+    z = z ^ (z >> np.uint64(31))
+  return (z >> np.uint64(11)).astype(np.float64) * (1.0 / 9007199254740992.0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +130,9 @@ class Observation:
   prior: tuple[float, float]  # Beta(alpha, beta) prior of the bar
   config: SimConfig
   truth: dict[str, np.ndarray] | None = None  # only for policies with needs_truth = True
+  # Mean true engagement of what exploitation shows (what an exploration impression displaces);
+  # None: the prior mean. See `cost.py`.
+  exploit_rate: float | None = None
 
   def __len__(self) -> int:
     return len(self.item)
@@ -149,7 +160,11 @@ class Simulator:
   """Fixed capacity: all ``periods * n_new`` fresh items are drawn up front, entering over time."""
 
   def __init__(self, cal: Calibration, config: SimConfig, item_features_tf: np.ndarray, seed: int,
-               index_factory: Callable[[], Index] = BruteForceIndex):
+               index_factory: Callable[[], Index] = exact_index,
+               templates: np.ndarray | None = None):
+    """`templates`: the MovieLens items fresh items are drawn around (default: all of
+    ``cal.fresh_templates``); the runner gives disjoint sets to training logs, tuning and
+    evaluation."""
     config.validate()
     if item_features_tf.shape[0] != cal.item_id.shape[0]:
       raise InputError(f"item features have {item_features_tf.shape[0]} rows but the calibration "
@@ -165,7 +180,12 @@ class Simulator:
     c = config
     n = c.periods * c.n_new
     d = cal.item_id.shape[1]
-    self.template = rng.choice(cal.fresh_templates, n)
+    self.templates = np.asarray(cal.fresh_templates if templates is None else templates)
+    if self.templates.size == 0 or self.templates.min() < 0 or \
+        self.templates.max() >= cal.item_id.shape[0]:
+      raise InputError(f"templates must be a non-empty set of item indices below "
+                       f"{cal.item_id.shape[0]}, got {self.templates.size} indices.")
+    self.template = rng.choice(self.templates, n)
     std = cal.item_id.std(0)
     self.latent_nd = (cal.item_id[self.template] + c.item_jitter * std
                       * rng.standard_normal((n, d))).astype(np.float32)
@@ -181,13 +201,13 @@ class Simulator:
     qbar = float(self.est_q.mean())  # the platform's prior for a fresh item
     self.prior = (c.prior_strength * qbar, c.prior_strength * (1 - qbar))
     self.rng_users = np.random.default_rng([seed, 1])
-    self.key = jax.random.key(seed)
     self.period = 0
     self.impressions = np.zeros(n, np.int64)
     self.clicks = np.zeros(n, np.int64)
     self.recs = np.zeros(n, np.int64)
     self.discovered_at = np.full(n, -1, np.int64)
     self.history: list[dict[str, Any]] = []
+    self.cost_spent = 0.0  # exploration cost so far (`cost.cost_of` of every period's traffic)
 
   def _rates(self, latent_nd, bias_n, chunk: int = 65536) -> np.ndarray:
     u, b = self._probe
@@ -206,9 +226,8 @@ class Simulator:
     return self.period >= self.config.periods
 
   def admitted(self) -> np.ndarray:
-    a, b = self.prior
-    post = (a + self.clicks) / (a + b + self.impressions)
-    return (self.impressions >= self.config.n_min) & (post >= self.config.bar)
+    return admission(self.impressions, self.clicks, self.prior, self.config.n_min,
+                     self.config.bar)
 
   def active(self) -> np.ndarray:
     """Global indices of the items in exploration now."""
@@ -222,7 +241,8 @@ class Simulator:
       truth = {"q": self.q[idx], "reach": self.reach()[idx], "potential": self.potential()[idx]}
     return Observation(self.period, self.config.budget, idx, self.features_nf[idx],
                        self.impressions[idx], self.clicks[idx], self.period - self.entry[idx],
-                       self.recs[idx], self.admitted()[idx], self.prior, self.config, truth)
+                       self.recs[idx], self.admitted()[idx], self.prior, self.config, truth,
+                       self.exploit_rate)
 
   @functools.cached_property
   def _reach(self) -> np.ndarray:
@@ -231,7 +251,7 @@ class Simulator:
     c = self.config
     u, _ = self._probe
     k = min(c.candidates, len(self.est_q))
-    ids, scores = BruteForceIndex().build(self.est_latent).search(u, k)
+    ids, scores = exact_index().build(self.est_latent).search(u, k)
     t_dot = scores[:, -1]
     t_q = np.sort(self.est_q[ids], axis=1)[:, -min(c.slate, k)]
     reach = np.zeros(self.n_items, np.float32)
@@ -241,14 +261,38 @@ class Simulator:
       reach[s:s + 65536] = ok.mean(1)
     return reach
 
+  def _stream_clicks(self, idx: np.ndarray, alloc: np.ndarray) -> np.ndarray:
+    """Clicks of impressions n..n+alloc-1 of each item idx, from its fixed stream."""
+    alloc = np.maximum(alloc, 0)
+    total = int(alloc.sum())
+    if total == 0:
+      return np.zeros(len(idx), np.int64)
+    owner = np.repeat(np.arange(len(idx)), alloc)
+    offset = np.arange(total) - np.repeat(np.cumsum(alloc) - alloc, alloc)
+    j = self.impressions[idx][owner] + offset
+    hit = stream_uniforms(self.seed, idx[owner], j) < self.q[idx][owner]
+    return np.bincount(owner, hit, len(idx)).astype(np.int64)
+
   def reach(self) -> np.ndarray:
     return self._reach
+
+  @functools.cached_property
+  def exploit_rate(self) -> float:
+    """Mean true engagement of the slates exploitation serves the probe users from the
+    established catalogue: the engagement an exploration impression gives up."""
+    c = self.config
+    u, _ = self._probe
+    k = min(c.candidates, len(self.est_q))
+    ids, _ = exact_index().build(self.est_latent).search(u, k)
+    q = np.sort(self.est_q[np.asarray(ids)], axis=1)[:, -min(c.slate, k):]
+    return float(q.mean())
 
   @functools.cached_property
   def _potential(self) -> np.ndarray:
     # Counterfactual ground truth: which items become discoverable when every item gets
     # `full_traffic` impressions on entry (same seed, so the same items, users and clicks stream).
-    twin = Simulator(self.cal, self.config, self._static_tf, self.seed, self.index_factory)
+    twin = Simulator(self.cal, self.config, self._static_tf, self.seed, self.index_factory,
+                     self.templates)
     while not twin.done:
       idx = twin.active()
       twin.step(np.where(twin.impressions[idx] == 0, float(self.config.full_traffic), 0.0), idx)
@@ -268,10 +312,11 @@ class Simulator:
     alloc = np.floor(np.asarray(alloc_a, np.float64)).astype(np.int64)
     if alloc.shape != idx.shape:
       raise InputError(f"allocation has shape {alloc.shape}, expected {idx.shape}.")
-    key = jax.random.fold_in(self.key, self.period)
-    clicks = np.asarray(jax.random.binomial(key, alloc.astype(np.float32), self.q[idx]))
+    from gemb.coldstart.cost import cost_of
+    self.cost_spent += float(cost_of(alloc, self.impressions[idx], self.clicks[idx], self.prior,
+                                     self.exploit_rate).sum())
+    self.clicks[idx] += self._stream_clicks(idx, alloc)
     self.impressions[idx] += alloc
-    self.clicks[idx] += clicks.astype(np.int64)
     # Exploitation over the established catalogue plus the admitted fresh items.
     age = self.period - self.entry
     fresh = np.nonzero(self.admitted() & (age >= 0))[0]
@@ -319,7 +364,7 @@ class Simulator:
     history (JSON). Everything else is rebuilt from the calibration, config and seed."""
     arrays = {k: getattr(self, k).copy() for k in self.COUNTERS}
     return arrays, {"period": self.period, "rng_users": self.rng_users.bit_generator.state,
-                    "history": list(self.history)}
+                    "history": list(self.history), "cost_spent": self.cost_spent}
 
   def load_state(self, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Continues from `state()` of a simulator built with the same calibration, config and seed."""
@@ -332,3 +377,4 @@ class Simulator:
     self.period = int(meta["period"])
     self.rng_users.bit_generator.state = meta["rng_users"]
     self.history = [dict(h) for h in meta["history"]]
+    self.cost_spent = float(meta["cost_spent"])

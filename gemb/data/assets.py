@@ -12,13 +12,13 @@ import io
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from typing import Any
 
 import numpy as np
 
 from gemb.errors import InputError
+from gemb.io import atomic_open
 
 ASSET_DIR = os.path.join(os.path.dirname(__file__), "assets")
 EMOJI_FILE = os.path.join(ASSET_DIR, "emoji.npz")
@@ -29,8 +29,11 @@ FONT_PATH = "/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
 NEEDS = {
     "emoji.npz": ("emoji", "clips", "interleaved", "spoken-names (image targets)"),
     "speech.npz": ("spoken-names",),
+    "openclipart.npz": ("openclipart",),
+    "klettres.npz": ("klettres",),
+    "cldr_emoji.json.gz": ("cldr-emoji", "cldr-emoji-heldout"),
 }
-NEED_NOTHING = ("code", "text-pairs", "movielens-100k (with recbole installed)")
+NEED_NOTHING = ("code", "text-pairs", "coco, flickr30k, msrvtt and beir (your own files)")
 
 
 class MissingAssetError(InputError):
@@ -52,13 +55,8 @@ def write_blob_store(path: str, blob_key: str, blobs: list[bytes], meta: dict[st
   arrays = [np.frombuffer(b, np.uint8) for b in blobs]
   offsets = np.cumsum([0] + [len(a) for a in arrays]).astype(np.int64)
   meta_u8 = np.frombuffer(json.dumps(meta, ensure_ascii=False).encode(), np.uint8)
-  out_dir = os.path.dirname(os.path.abspath(path))
-  os.makedirs(out_dir, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
-  with os.fdopen(fd, "wb") as f:
+  with atomic_open(path, "wb") as f:
     np.savez_compressed(f, **{blob_key: np.concatenate(arrays)}, offsets=offsets, meta=meta_u8)
-  os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-  os.replace(tmp, path)
 
 
 class BlobStore:
@@ -149,8 +147,8 @@ def check_espeak() -> str:
   exe = shutil.which("espeak-ng")
   if exe is None:
     raise MissingAssetError(
-        "espeak-ng is not installed; it is needed to synthesize speech beyond the committed "
-        "clips (spoken-names with synthesize=True) and to rebuild speech.npz. Install it with "
+        "espeak-ng is not installed; it is needed to synthesize new speech "
+        "(gemb.data.assets.synthesize) and to rebuild speech.npz. Install it with "
         "`apt-get install espeak-ng`. spoken-names still works from the committed clips, and "
         f"{', '.join(NEED_NOTHING)}, emoji, clips and interleaved need no audio.")
   return exe

@@ -4,7 +4,7 @@ A dataset is registered in `gemb.datasets` as ``build(split="train", **options) 
 A `PairSource` is random-access (``len``, ``source[i] -> dict``) so grain can shuffle and shard
 it; it holds light records and decodes media only in ``__getitem__``. Every example is a dict::
 
-    {"query": item, "positive": item, "negatives": [items], "task": str,
+    {"query": item, "positive": item, "negatives": [items], "task": str (the source's task),
      "id": str, "group": str, "positive_id": str}
 
 `group` names what must not be split across train/validation/test (an emoji and its skin tones,
@@ -27,12 +27,17 @@ SPLITS = ("train", "validation", "test")
 SPLIT_PERCENT = {"test": 10, "validation": 10}
 
 
-def split_of(group: str, salt: str = "gemb") -> str:
-  """The split of `group`: a stable hash (crc32, not Python's salted `hash`) into 100 buckets."""
+def split_of(group: str, salt: str = "gemb", percent: dict[str, int] | None = None) -> str:
+  """The split of `group`: a stable hash (crc32, not Python's salted `hash`) into 100 buckets.
+
+  `percent` ({"test": t, "validation": v}, default `SPLIT_PERCENT`) lets a small source give its
+  test split a larger share, so that it reaches enough queries.
+  """
+  pct = SPLIT_PERCENT if percent is None else percent
   b = zlib.crc32(f"{salt}:{group}".encode()) % 100
-  if b < SPLIT_PERCENT["test"]:
+  if b < pct["test"]:
     return "test"
-  if b < SPLIT_PERCENT["test"] + SPLIT_PERCENT["validation"]:
+  if b < pct["test"] + pct["validation"]:
     return "validation"
   return "train"
 
@@ -48,11 +53,19 @@ class PairSource:
 
   Subclasses give `records` (cheap, JSON-like dicts with at least ``id``, ``group``,
   ``positive_id`` and ``task``) and `materialize(record) -> example` (decodes media).
+
+  `task` is the task the queries serve, in Gemini Embedding's names ("search result",
+  "question answering", "code retrieval", "sentence similarity", ...): training, validation,
+  evaluation and `Encoder.embed` all prompt the queries with ``task: <task> | query: <text>``.
   """
 
   def __init__(self, name: str, split: str, records: Sequence[dict],
                materialize: Callable[[dict], dict], card: DatasetCard,
-               limit: int | None = None, skipped: int = 0):
+               limit: int | None = None, skipped: int = 0, *, task: str):
+    if not isinstance(task, str) or not task.strip():
+      raise ConfigError(f"Dataset {name!r} must declare the task its queries serve (task=...), "
+                        f"got {task!r}.")
+    self.task = task
     self.name = name
     self.skipped = skipped  # examples dropped as corrupt (on_corrupt="skip")
     self.split = check_split(split, name)
@@ -63,6 +76,8 @@ class PairSource:
     self.records = list(records)
     self._materialize = materialize
     self.card = card
+    # The task its queries carry; by default the records' (one task per source).
+    self.task = task or (self.records[0].get("task", "") if self.records else "")
 
   def __len__(self) -> int:
     return len(self.records)
@@ -117,21 +132,26 @@ def filter_decodable(records: list[dict], check: Callable[[dict], None], on_corr
                      name: str) -> tuple[list[dict], int]:
   """Drops records whose media fail `check` when ``on_corrupt="skip"``; returns (kept, skipped).
 
+  Only decode failures count: `check` raises `InputError` for an item that does not decode (the
+  datasets' decoders wrap every codec error in one); any other exception is a bug and
+  propagates. What was dropped is reported in one RuntimeWarning (count and first reasons).
   With ``on_corrupt="error"`` nothing is checked up front: a bad item raises when it is read.
   """
+  from gemb.data.assets import DecodeCounter, warn_skipped
   if on_corrupt == "error":
     return records, 0
   if on_corrupt != "skip":
     raise ConfigError(f"Dataset {name!r}: on_corrupt must be 'error' or 'skip', got "
                       f"{on_corrupt!r}.")
-  kept = []
+  kept, counter = [], DecodeCounter()
   for r in records:
     try:
       check(r)
       kept.append(r)
-    except Exception:  # any decoder failure counts as corrupt here; "error" mode shows it
-      pass
-  return kept, len(records) - len(kept)
+    except InputError as e:
+      counter.skip(str(r.get("id", "?")), e)
+  warn_skipped(name, counter)
+  return kept, counter.skipped
 
 
 def describe(sizes: dict[str, int], text: str) -> str:

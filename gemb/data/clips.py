@@ -63,6 +63,9 @@ def render(images: list[np.ndarray], motion: str, frames: int = 8, size: int = 4
   return out
 
 
+TASK = "search result"  # a caption searching for its video
+
+
 @gemb.registry.datasets.register(
     "clips", description=describe(
         SIZES, "text -> video: emoji zooms, pans, rotations, topic sequences"))
@@ -96,7 +99,7 @@ def clips(split: str = "train", motions: tuple[str, ...] | None = None, frames: 
       else:
         shown = [i]
         neg = [[m2, i] for m2 in stable_choice(f"{e}/{m}", single, negatives, exclude=m)]
-      records.append({"id": f"{e}/{m}", "group": b.group(i), "task": "video retrieval",
+      records.append({"id": f"{e}/{m}", "group": b.group(i), "task": TASK,
                       "positive_id": f"{e}/{m}", "motion": m, "shown": shown,
                       "negatives": neg[:negatives]})
 
@@ -123,4 +126,4 @@ def clips(split: str = "train", motions: tuple[str, ...] | None = None, frames: 
   records, skipped = filter_decodable(records, check, on_corrupt, "clips")
   card = card_for("clips", "captioned videos rendered from emoji images (zoom/pan/rotate/"
                   "sequence); hard negative: same emoji, other motion", SIZES)
-  return PairSource("clips", split, records, materialize, card, limit, skipped)
+  return PairSource("clips", split, records, materialize, card, limit, skipped, task=TASK)

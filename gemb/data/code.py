@@ -56,4 +56,4 @@ def code(split: str = "train", negatives: int = 1, limit: int | None = None,
       source=f"the Python standard library at {stdlib_path or stdlib.stdlib_root()}, parsed "
              "with ast at run time", license="PSF License Agreement (Python)", sizes=SIZES,
       rebuild="nothing to rebuild: derived at run time")
-  return PairSource("code", split, records, materialize, card, limit)
+  return PairSource("code", split, records, materialize, card, limit, task=TASK)

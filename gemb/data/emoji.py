@@ -19,7 +19,7 @@ from gemb.data.base import (PairSource, check_split, describe, filter_decodable,
 from gemb.data.card import DatasetCard
 from gemb.errors import ConfigError, InputError
 
-TASK = "text to image retrieval"
+TASK = "search result"  # names searching for images, and (direction="image_to_text") back
 REBUILD = ("apt-get install fonts-noto-color-emoji && pip install emoji && "
            "python tools/build_emoji_assets.py")
 
@@ -108,7 +108,7 @@ def emoji(split: str = "train", languages: Sequence[str] | None = None, negative
   if direction not in ("text_to_image", "image_to_text"):
     raise ConfigError(f"emoji: direction must be 'text_to_image' or 'image_to_text', got "
                       f"{direction!r}.")
-  task = TASK if direction == "text_to_image" else "image to text retrieval"
+  task = TASK
   ids = [i for i in b.in_split(split) if skin_tones or not b.records[i]["tone"]]
   by_topic: dict[str, list[int]] = {}
   for i in ids:
@@ -138,7 +138,7 @@ def emoji(split: str = "train", languages: Sequence[str] | None = None, negative
               "negatives": [b.name(j, rec["lang"]) for j in rec["negatives"]],
               "task": task, "id": rec["id"], "group": rec["group"],
               "positive_id": rec["positive_id"], "lang": rec["lang"]}
-    return {"query": text, "positive": image, "negatives": negs, "task": TASK, "id": rec["id"],
+    return {"query": text, "positive": image, "negatives": negs, "task": task, "id": rec["id"],
             "group": rec["group"], "positive_id": rec["positive_id"], "lang": rec["lang"]}
 
   def check(rec: dict) -> None:
@@ -148,5 +148,5 @@ def emoji(split: str = "train", languages: Sequence[str] | None = None, negative
   records, skipped = filter_decodable(records, check, on_corrupt, "emoji")
   card = card_for("emoji", "emoji images <-> names in 14 languages; hard negatives: other skin "
                   "tone / same topic", SIZES)
-  return PairSource("emoji", split, records, materialize, card, limit, skipped)
+  return PairSource("emoji", split, records, materialize, card, limit, skipped, task=task)
 

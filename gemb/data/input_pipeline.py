@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Any, Callable, Mapping, Sequence
 
 import grain
 
 from gemb.errors import ConfigError, InputError
+from gemb.io import atomic_write
 
 PrepareFn = Callable[[Sequence[dict]], Any]
 
@@ -121,17 +121,7 @@ def shard_indices(n: int, shard: grain.sharding.ShardOptions, seed: int = 0,
 def save_state(iterator: grain.DatasetIterator, path: str) -> None:
   """Writes the iterator's state as JSON, atomically (temporary file, then rename)."""
   state = iterator.get_state()
-  directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-  try:
-    with os.fdopen(fd, "w") as f:
-      json.dump(state, f)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+  atomic_write(path, json.dumps(state))
 
 
 def restore_state(iterator: grain.DatasetIterator, path: str) -> grain.DatasetIterator:

@@ -17,6 +17,8 @@ from gemb.data.base import (PairSource, check_split, describe, filter_decodable,
 from gemb.data.emoji import bank, card_for
 from gemb.errors import ConfigError
 
+TASKS = {"composed": "search result", "vqa": "question answering"}  # the task of each kind
+
 SIZES = {"composed": {"train": 1010, "validation": 101, "test": 151},
          "vqa": {"train": 3598, "validation": 502, "test": 492}}
 QUESTIONS = {"name": "What is this emoji called?",
@@ -59,7 +61,7 @@ def _composed_records(b, ids: list[int]) -> list[dict]:
                   "negatives": [j for j in (other, src) if j is not None]})
   for r in out:
     e = b.records[r["src"]]["emoji"]
-    r.update(id=f"{e}+{r['text']}", group=b.group(r["src"]), task="composed image retrieval",
+    r.update(id=f"{e}+{r['text']}", group=b.group(r["src"]), task=TASKS["composed"],
              positive_id=b.records[r["dst"]]["emoji"])
   return out
 
@@ -72,8 +74,7 @@ def _vqa_records(b, ids: list[int]) -> list[dict]:
     for q, a in answers.items():
       if not a or (q == "topic" and a == "other"):
         continue
-      out.append({"id": f"{r['emoji']}?{q}", "group": b.group(i), "task": "visual question "
-                  "answering", "positive_id": f"{q}:{a}", "src": i, "question": q, "answer": a})
+      out.append({"id": f"{r['emoji']}?{q}", "group": b.group(i), "task": TASKS["vqa"], "positive_id": f"{q}:{a}", "src": i, "question": q, "answer": a})
   by_q: dict[str, list[str]] = {}
   for r in out:
     by_q.setdefault(r["question"], [])
@@ -118,4 +119,5 @@ def interleaved(split: str = "train", kind: str = "composed", negatives: int = 1
 
   records, skipped = filter_decodable(records, check, on_corrupt, "interleaved")
   card = card_for("interleaved", f"emoji image + text ({kind})", SIZES[kind])
-  return PairSource("interleaved", split, records, materialize, card, limit, skipped)
+  return PairSource("interleaved", split, records, materialize, card, limit, skipped,
+                    task=TASKS[kind])

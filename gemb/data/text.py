@@ -48,7 +48,7 @@ def text_pairs(split: str = "train", source: str = "docstrings", negatives: int 
     by_module: dict[str, list[int]] = {}
     for i, d in enumerate(defs):
       by_module.setdefault(d.module, []).append(i)
-    task = "document retrieval"
+    task = "search result"
     records = [{"id": f"{d.module}:{d.qualname}", "group": d.module, "task": task,
                 "positive_id": f"{d.module}:{d.qualname}", "k": i,
                 "negatives": stable_choice(f"{d.module}:{d.qualname}", by_module[d.module],
@@ -65,7 +65,7 @@ def text_pairs(split: str = "train", source: str = "docstrings", negatives: int 
   elif source == "names":
     from gemb.data.emoji import bank
     b = bank()
-    task = "bitext mining"
+    task = "sentence similarity"  # Gemini Embedding prompts bitext mining as this
     ids = [i for i in b.in_split(split) if not b.records[i]["tone"]]
     records = []
     for i in ids:
@@ -90,4 +90,4 @@ def text_pairs(split: str = "train", source: str = "docstrings", negatives: int 
   card = DatasetCard(name="text-pairs", description=f"text <-> text ({source}: {task})",
                      source=src, license=lic, sizes=SIZES[source],
                      rebuild="nothing to rebuild: derived at run time")
-  return PairSource("text-pairs", split, records, materialize, card, limit)
+  return PairSource("text-pairs", split, records, materialize, card, limit, task=task)

@@ -26,8 +26,7 @@ from gemb.data.base import SPLITS
 from gemb.data.card import DatasetCard
 from gemb.errors import ConfigError, InputError
 
-ADAPTERS = gemb.registry.Registry(
-    "tfds_adapters", "map a raw TFDS example to a gemb pair dict")
+ADAPTERS = gemb.registry.tfds_adapters  # `gemb list tfds_adapters`; plugins: gemb.tfds_adapters
 TEXT_FIELDS = ("task", "id", "group", "positive_id")
 
 
@@ -191,7 +190,7 @@ def gemb_adapter(example: Mapping) -> dict:
 
 @ADAPTERS.register("image_text")
 def image_text(example: Mapping, image_key: str = "image", text_key: str = "caption",
-               caption_index: int = 0, task: str = "text to image retrieval",
+               caption_index: int = 0, task: str = "search result",
                id_key: str | None = None) -> dict:
   """Any image-caption dataset: caption -> image."""
   text = _text(_field(example, text_key), caption_index)
@@ -207,19 +206,44 @@ ADAPTERS.register("coco_captions", functools.partial(
 
 @ADAPTERS.register("text_pair")
 def text_pair(example: Mapping, query_key: str = "query", positive_key: str = "positive",
-              task: str = "retrieval") -> dict:
+              task: str = "search result") -> dict:
   """Any dataset with two text fields."""
   q, p = _text(_field(example, query_key)), _text(_field(example, positive_key))
   return {"query": q, "positive": p, "negatives": [], "task": task, "id": q, "group": q,
           "positive_id": p}
 
 
-class TfdsPairs:
-  """A prepared TFDS split read through `tfds.data_source`, mapped to pairs by an adapter."""
+class _Records:
+  """`TfdsPairs.records`: the light fields (id, group, positive_id, task) of each example, read
+  on access (TFDS examples carry them beside the media, so each read decodes one example)."""
 
-  def __init__(self, source, adapter: Callable[[Mapping], dict], card: DatasetCard, split: str):
+  def __init__(self, pairs: "TfdsPairs"):
+    self._pairs = pairs
+
+  def __len__(self) -> int:
+    return len(self._pairs)
+
+  def __getitem__(self, i):
+    if isinstance(i, slice):
+      return [self[j] for j in range(*i.indices(len(self)))]
+    ex = self._pairs[i]
+    return {k: ex.get(k) for k in TEXT_FIELDS}
+
+
+class TfdsPairs:
+  """A prepared TFDS split read through `tfds.data_source`, mapped to pairs by an adapter.
+
+  Satisfies the dataset protocol (gemb.data.protocol): name, split, card, task, records,
+  len/[i] and retrieval_task.
+  """
+
+  def __init__(self, source, adapter: Callable[[Mapping], dict], card: DatasetCard, split: str,
+               task: str = "search result"):
     self._source, self._adapter, self.card, self.split = source, adapter, card, split
     self.name = card.name
+    # The task its queries serve (the training and evaluation prompt), as the adapter names it.
+    self.task = adapter(source[0])["task"] if len(source) else task
+    self.records = _Records(self)
 
   def __len__(self) -> int:
     return len(self._source)
@@ -247,12 +271,13 @@ class TfdsPairs:
 @gemb.registry.datasets.register(
     "tfds", description="any prepared TFDS dataset via tfds.data_source + a registered adapter")
 def tfds_source(split: str = "train", name: str = "", data_dir: str | None = None,
-                adapter: str | None = None) -> TfdsPairs:
+                adapter: str | None = None, task: str = "search result") -> TfdsPairs:
   """Reads a prepared TFDS dataset (no download) and maps it to gemb pairs with `adapter`.
 
   `adapter` is a spec in `gemb.data.tfds.ADAPTERS` (default "gemb" for names starting with
   "gemb_", else the dataset's name when an adapter of that name exists). TFDS split names are
   used as given ("val" for coco_captions), so `split` is not limited to train/validation/test.
+  `task` is the task name its queries carry (the prompt), unless the adapter's examples say.
   """
   import tensorflow_datasets as tfds
   if not name:
@@ -282,4 +307,7 @@ def tfds_source(split: str = "train", name: str = "", data_dir: str | None = Non
       source=meta.get("source", f"TFDS {name} at {data_dir or 'default data_dir'}"),
       license=meta.get("license", "see the dataset's TFDS page"),
       sizes={s: info.splits[s].num_examples for s in info.splits})
-  return TfdsPairs(source, fn, card, split)
+  return TfdsPairs(source, fn, card, split, task)
+
+
+tfds_source.task = "search result"

@@ -204,3 +204,57 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
   """Pearson correlation of the (tie-averaged) ranks."""
   _check_same_length(a, b, "spearman")
   return pearson(_ranks(np.asarray(a, np.float64)), _ranks(np.asarray(b, np.float64)))
+
+
+# -- chance levels -----------------------------------------------------------------------------
+
+def chance_at(name: str, rel: Relevance, n_corpus: int, depth: int | None = None) -> float:
+  """Expected value of ranking metric `name` for one query when the corpus of `n_corpus` items
+  is ranked uniformly at random (closed forms; `depth` is the cutoff of metrics without one,
+  all of the corpus when None).
+
+  With R relevant items among N and m = min(k, N) positions read: recall@k = m/N,
+  precision@k = mR/(Nk), success@k = 1 - C(N-R, m)/C(N, m), mrr@k sums 1/r times the chance
+  that the first relevant item is at rank r, NDCG@k is linear in the gains (each relevant item is
+  at each rank with probability 1/N), and AP@k sums (1/r)(R/N + (r-1)R(R-1)/(N(N-1))) / R.
+  """
+  kind, k = parse_metric(name)
+  n = int(n_corpus)
+  if n < 1:
+    raise InputError(f"chance_at: the corpus has {n} items.")
+  k = k or depth or n
+  m = min(k, n)
+  r_ = len(_relevant(rel))
+  if kind == "ndcg":
+    gains = sorted((g for g in rel.values() if g > 0), reverse=True)
+    ideal = sum(g / math.log2(r + 2) for r, g in enumerate(gains[:k]))
+    if ideal == 0:
+      return 0.0
+    discount = float(np.sum(1.0 / np.log2(np.arange(2, m + 2))))
+    return sum(gains) / n * discount / ideal
+  if r_ == 0:
+    return 0.0
+  if kind == "recall":
+    return m / n
+  if kind == "precision":
+    return m * r_ / (n * k)
+  # miss_r[r] = P(no relevant item among the first r), r = 0..m
+  i = np.arange(m)
+  miss_r = np.concatenate([[1.0], np.cumprod(np.clip((n - r_ - i) / (n - i), 0.0, None))])
+  if kind == "success":
+    return float(1.0 - miss_r[m])
+  ranks = np.arange(1, m + 1)
+  if kind == "mrr":
+    first_at = miss_r[:-1] * r_ / (n - ranks + 1)  # no hit before r, then a hit at r
+    return float(np.sum(first_at / ranks))
+  if kind == "map":
+    both = r_ * (r_ - 1) / (n * (n - 1)) if n > 1 else 0.0
+    return float(np.sum((r_ / n + (ranks - 1) * both) / ranks) / r_)
+  raise InputError(f"No chance level for metric {name!r}.")
+
+
+def ranking_chance(metrics: Iterable[str], qrels: Sequence[Relevance], n_corpus: int,
+                   depth: int | None = None) -> dict[str, float]:
+  """Each metric's chance level averaged over the queries, as the metric itself is."""
+  return {name: float(np.mean([chance_at(name, rel, n_corpus, depth) for rel in qrels]))
+          for name in metrics}

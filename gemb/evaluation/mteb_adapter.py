@@ -25,7 +25,7 @@ import numpy as np
 
 from gemb.data import code as code_data
 from gemb.errors import InputError
-from gemb.evaluation import evaluators as ev
+from gemb.evaluation import task_data as ev
 
 try:
   import mteb

@@ -10,6 +10,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from gemb.errors import InputError
+from gemb.io import atomic_path
 
 
 def _pyplot():
@@ -22,12 +23,10 @@ def _pyplot():
 def _save(fig, path: str | os.PathLike) -> pathlib.Path:
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-  with warnings.catch_warnings():
+  with warnings.catch_warnings(), atomic_path(path) as tmp:
     # matplotlib's bundled font has no CJK glyphs; such labels render as boxes, which is fine.
     warnings.filterwarnings("ignore", message="Glyph .* missing from font", category=UserWarning)
     fig.savefig(tmp, dpi=110, bbox_inches="tight")
-  os.replace(tmp, path)
   return path
 
 

@@ -15,9 +15,11 @@ import numpy as np
 
 from gemb import registry
 from gemb.errors import ConfigError
+from gemb.io import atomic_write
 from gemb.evaluation import plots
-from gemb.evaluation.evaluators import PairedData, RetrievalData
 from gemb.evaluation.suite import build_suite, evaluate_suite, format_table
+from gemb.evaluation.task_data import PairedData, RetrievalData
+from gemb.model.backbone import matryoshka
 
 PAIRED_KINDS = ("mscoco", "vatex")
 
@@ -28,6 +30,7 @@ def dataset_loader(max_queries: int | None) -> Callable[..., Any]:
   Retrieval kinds get `RetrievalData` from the source's ``retrieval_task``; cross-modal kinds
   (``mscoco``, ``vatex``) get `PairedData` whose b side is the queries (captions) and whose a
   side is the corpus (images, videos), so several captions of one image are grouped as in MSCOCO.
+  Queries carry the dataset's declared ``task``, the prompt it is trained with.
   """
 
   @functools.lru_cache(maxsize=None)
@@ -42,8 +45,8 @@ def dataset_loader(max_queries: int | None) -> Callable[..., Any]:
           raise ConfigError(f"{dataset}[{split}] query {i} has {len(relevant)} relevant items; "
                             f"the {kind!r} protocol needs exactly one. Use kind='retrieval'.")
         b_to_a.append(int(relevant[0]))
-      return PairedData(items_a=corpus, items_b=queries, b_to_a=b_to_a)
-    return RetrievalData(queries=queries, corpus=corpus, qrels=qrels)
+      return PairedData(items_a=corpus, items_b=queries, b_to_a=b_to_a, query_task=source.task)
+    return RetrievalData(queries=queries, corpus=corpus, qrels=qrels, query_task=source.task)
 
   return lambda dataset, split, kind: load(dataset, split, kind)
 
@@ -96,8 +99,7 @@ def make_embed_fn(encoder: Any, batch_size: int = 64) -> Callable[..., np.ndarra
     full_nd = cache[key][1]
     if dim is None or dim == full_nd.shape[1]:
       return full_nd
-    prefix_nd = full_nd[:, :dim]
-    return prefix_nd / np.maximum(np.linalg.norm(prefix_nd, axis=1, keepdims=True), 1e-12)
+    return matryoshka(full_nd, dim)
 
   return embed_fn
 
@@ -113,7 +115,8 @@ def evaluate_model(encoder: Any, tasks: Mapping[str, Any], dims, *, max_queries:
       entry.setdefault("retriever", retriever)
     entries[name] = entry
   suite = build_suite(entries, dataset_loader(max_queries))
-  report = evaluate_suite(make_embed_fn(encoder), suite, dims=dims, progress=progress)
+  report = evaluate_suite(make_embed_fn(encoder), suite, dims=dims, progress=progress,
+                          splits={name: e.get("split", "test") for name, e in entries.items()})
   return report, suite
 
 
@@ -148,9 +151,9 @@ def write_report(workdir: pathlib.Path, report: Mapping[str, Any], suite: Mappin
   if not is_writer:
     return
   workdir = pathlib.Path(workdir)
-  (workdir / "report.md").write_text(
-      (f"# {title or 'Evaluation of ' + str(report.get('model', ''))}\n\n") + format_table(report)
-      + "\n")
+  atomic_write(workdir / "report.md",
+               f"# {title or 'Evaluation of ' + str(report.get('model', ''))}\n\n"
+               + format_table(report, all_metrics=True) + "\n")
   if len([d for d in report["dims"] if d != "full"]) >= 1:
     plots.plot_metric_vs_dim(report, workdir / "metric_vs_dim.png")
   if n_examples <= 0:

@@ -6,9 +6,11 @@
 
 from gemb.model.backbone import EmbeddingModel, ModelConfig
 from gemb.model.encoder import Encoder, load, task_prompt
-from gemb.model.inputs import (Audio, Image, Interleaved, Text, Video, load_audio, load_image,
-                               load_video)
+from gemb.model.inputs import (Audio, Image, Interleaved, Text, TruncationWarning, Video,
+                               composite_alpha, load_audio, load_image, load_pdf, load_video,
+                               resize_rgb)
 from gemb.model.presets import Preset
 
 __all__ = ["Audio", "EmbeddingModel", "Encoder", "Image", "Interleaved", "ModelConfig", "Preset",
-           "Text", "Video", "load", "load_audio", "load_image", "load_video", "task_prompt"]
+           "Text", "TruncationWarning", "Video", "composite_alpha", "load", "load_audio",
+           "load_image", "load_pdf", "load_video", "resize_rgb", "task_prompt"]

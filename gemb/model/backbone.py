@@ -10,6 +10,7 @@ L2-normalised. The text path is exactly BERT's, so MiniLM's weights load unchang
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Sequence
 
 import jax
@@ -46,13 +47,64 @@ class ModelConfig:
   length_buckets: tuple[int, ...] = (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
   # Operand type of the layers' dense matmuls (accumulation stays float32). "bfloat16" runs them
   # on AMX/AVX512-BF16 units, several times the float32 rate, at ~1e-3 relative error per matmul.
+  # "auto": bfloat16 where the machine has bf16 matrix units (`bf16_units`), else float32;
+  # resolved when the model is built, so a saved "auto" model picks again where it is loaded.
   matmul_dtype: str = "float32"
 
   def __post_init__(self):
-    object.__setattr__(self, "mrl_dims", tuple(self.mrl_dims))
-    object.__setattr__(self, "length_buckets", tuple(self.length_buckets))
-    if self.matmul_dtype not in ("float32", "bfloat16"):
-      raise ConfigError(f"matmul_dtype={self.matmul_dtype!r}; use 'float32' or 'bfloat16'.")
+    import typing
+    from gemb.config import _check_value
+    hints = typing.get_type_hints(type(self))
+    for f in dataclasses.fields(self):  # types first (lists become tuples), then ranges
+      object.__setattr__(self, f.name, _check_value(f"model.{f.name}", hints[f.name],
+                                                    getattr(self, f.name)))
+    def need(ok: bool, what: str) -> None:
+      if not ok:
+        raise ConfigError(f"model config: {what}.")
+    for k in ("vocab_size", "width", "heads", "mlp_dim", "max_len", "max_positions", "out_dim"):
+      need(getattr(self, k) > 0, f"{k}={getattr(self, k)} must be > 0")
+    need(self.depth >= 1, f"depth={self.depth} must be >= 1")
+    need(self.width % self.heads == 0,
+         f"heads={self.heads} must divide width={self.width} (each head gets width/heads dims)")
+    need(self.max_len >= 2, f"max_len={self.max_len} must be >= 2 ([CLS] and [SEP] count)")
+    need(self.max_positions >= self.max_len,
+         f"max_positions={self.max_positions} must be >= max_len={self.max_len}")
+    need(self.layer_norm_eps > 0, f"layer_norm_eps={self.layer_norm_eps} must be > 0")
+    need(self.out_dim <= self.width,
+         f"out_dim={self.out_dim} must be <= width={self.width} (the projection of a "
+         f"width-dim pooled vector has rank <= width)")
+    need(all(0 < d <= self.out_dim for d in self.mrl_dims),
+         f"mrl_dims={self.mrl_dims} must lie in (0, out_dim={self.out_dim}]")
+    need(list(self.mrl_dims) == sorted(set(self.mrl_dims)),
+         f"mrl_dims={self.mrl_dims} must be increasing without repeats")
+    need(all(b > 0 for b in self.length_buckets) and
+         list(self.length_buckets) == sorted(set(self.length_buckets)),
+         f"length_buckets={self.length_buckets} must be positive and increasing")
+    need(self.matmul_dtype in ("float32", "bfloat16", "auto"),
+         f"matmul_dtype={self.matmul_dtype!r}; use 'float32', 'bfloat16' or 'auto'")
+
+
+def bf16_units() -> str | None:
+  """What runs bf16 matmuls faster than float32 here: "amx_bf16", "avx512_bf16", the
+  accelerator's platform ("gpu", "tpu"), or None (e.g. an AVX2-only CPU, where bf16 operands
+  are converted in software and lose to float32)."""
+  platform = jax.default_backend()
+  if platform != "cpu":
+    return platform
+  try:
+    flags = next((line.split(":", 1)[1].split() for line in open("/proc/cpuinfo")
+                  if line.startswith("flags")), [])
+  except OSError:
+    return None
+  return next((f for f in ("amx_bf16", "avx512_bf16") if f in flags), None)
+
+
+def resolve_matmul_dtype(dtype: str) -> str:
+  """`ModelConfig.matmul_dtype` made concrete: "auto" → "bfloat16" with `bf16_units`, else
+  "float32"."""
+  if dtype == "auto":
+    return "bfloat16" if bf16_units() else "float32"
+  return dtype
 
 
 def _p(init, *names):
@@ -129,7 +181,7 @@ class Layer(nnx.Module):
   def __init__(self, cfg: ModelConfig, *, rngs: nnx.Rngs):
     d, f = cfg.width, cfg.mlp_dim
     self.heads = cfg.heads
-    self.matmul_dtype = cfg.matmul_dtype
+    self.matmul_dtype = resolve_matmul_dtype(cfg.matmul_dtype)
     lin = lambda i, o, a, b: nnx.Linear(i, o, kernel_init=_p(_normal, a, b),
                                         bias_init=_p(nnx.initializers.zeros, b), rngs=rngs)
     ln = lambda: nnx.LayerNorm(d, epsilon=cfg.layer_norm_eps,
@@ -223,31 +275,68 @@ class EmbeddingModel(nnx.Module):
     this removes almost all padding when many short items share a batch.
     """
     seg_bl = batch["segment_ids"]
-    same_bll = (seg_bl[:, :, None] == seg_bl[:, None, :]) & (seg_bl[:, None, :] > 0)
-    bias_b1ll = jnp.where(same_bll, 0.0, jnp.finfo(jnp.float32).min)[:, None]
-    x_bld = self._layers(self.embed_tokens(batch), bias_b1ll)
+    x_bld = self._layers(self.embed_tokens(batch), segment_bias(seg_bl))
     onehot_bls = (seg_bl[..., None] == jnp.arange(1, num_segments + 1)).astype(x_bld.dtype)
     pooled_bsd = (jnp.einsum("bld,bls->bsd", x_bld, onehot_bls)
                   / jnp.maximum(onehot_bls.sum(1)[..., None], 1e-9))
     return self.proj(pooled_bsd)
 
+  def encode_items(self, batch: dict) -> Array:
+    """A packed training batch (`Encoder.prepare_packed`) → [N, out], one row per item in order.
+
+    Rows hold several items (block-diagonal attention, per-item positions); each token's
+    ``item_index`` names its item, and mean pooling is a segment sum over those indices
+    (padding tokens carry an out-of-range index, which the sum drops).
+    """
+    x_bld = self._layers(self.embed_tokens(batch), segment_bias(batch["segment_ids"]))
+    tokens_n = batch["item_tokens"]
+    sums_nd = jax.ops.segment_sum(x_bld.reshape(-1, x_bld.shape[-1]),
+                                  batch["item_index"].reshape(-1), num_segments=tokens_n.shape[0])
+    pooled_nd = sums_nd / jnp.maximum(tokens_n, 1).astype(sums_nd.dtype)[:, None]
+    return self.proj(pooled_nd)
+
   def __call__(self, batch: dict, dim: int | None = None) -> Array:
-    return matryoshka(self.encode(batch), check_dim(dim, self.cfg))
+    """emb_bd for a `prepare` batch (one item per row), emb_nd for a `prepare_packed` one."""
+    enc = self.encode_items if "item_index" in batch else self.encode
+    return matryoshka(enc(batch), check_dim(dim, self.cfg))
+
+
+def segment_bias(seg_bl: Array) -> Array:
+  """Additive attention bias [B, 1, L, L]: a token sees only its own segment (0 = padding)."""
+  same_bll = (seg_bl[:, :, None] == seg_bl[:, None, :]) & (seg_bl[:, None, :] > 0)
+  return jnp.where(same_bll, 0.0, jnp.finfo(jnp.float32).min)[:, None]
+
+
+_WARNED_DIMS: set[tuple[tuple[int, ...], int]] = set()
 
 
 def check_dim(dim: int | None, cfg: ModelConfig) -> int:
+  """The output size for `dim`: any int from 1 to out_dim (None: out_dim). The embedding is the
+  first `dim` dimensions, renormalised; a size that is not a trained Matryoshka size works but
+  was not trained for, and gets a warning once per process and size."""
   if dim is None:
     return cfg.out_dim
-  if dim not in cfg.mrl_dims and dim != cfg.out_dim:
-    raise InputError(f"dim={dim} is not one of this model's Matryoshka sizes "
-                     f"{sorted(set(cfg.mrl_dims) | {cfg.out_dim})}; pick one of them.")
+  if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or not 1 <= dim <= cfg.out_dim:
+    raise InputError(f"dim={dim!r}: pick an int from 1 to this model's output size {cfg.out_dim} "
+                     f"(trained Matryoshka sizes: {sorted(set(cfg.mrl_dims) | {cfg.out_dim})}).")
+  trained = tuple(sorted(set(cfg.mrl_dims) | {cfg.out_dim}))
+  if int(dim) not in trained and (trained, int(dim)) not in _WARNED_DIMS:
+    _WARNED_DIMS.add((trained, int(dim)))
+    warnings.warn(f"dim={dim} is not one of this model's trained Matryoshka sizes {list(trained)}; "
+                  "its embeddings are the first dims renormalised, as for the trained sizes, but "
+                  "retrieval quality at this size was not trained for.", UserWarning, stacklevel=3)
   return int(dim)
 
 
-def matryoshka(emb_bd: Array, dim: int) -> Array:
-  """The first `dim` dimensions, re-normalised (eps as in torch's F.normalize)."""
-  emb = emb_bd[..., :dim]
-  return emb / jnp.maximum(jnp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
+def matryoshka(emb_bd: Array, dim: int | None = None) -> Array:
+  """The first `dim` dimensions (all when None), re-normalised (eps as in torch's F.normalize).
+
+  The one Matryoshka prefix-and-renormalise of gemb: the model, the losses and evaluation call it.
+  A numpy array stays numpy (host-side evaluation); anything else goes through jax.numpy.
+  """
+  xp = np if isinstance(emb_bd, np.ndarray) else jnp
+  emb = emb_bd if dim is None else emb_bd[..., :dim]
+  return emb / xp.maximum(xp.linalg.norm(emb, axis=-1, keepdims=True), 1e-12)
 
 
 def param_count(model: nnx.Module) -> int:
@@ -259,4 +348,4 @@ def patch_specs_of(tokenizers: Sequence) -> dict[int, tuple[int, int]]:
 
 
 __all__ = ["ModelConfig", "EmbeddingModel", "PatchEmbed", "Layer", "matryoshka", "check_dim",
-           "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]
+           "segment_bias", "bf16_units", "resolve_matmul_dtype", "gelu", "dense", "param_count", "IMAGE", "AUDIO", "VIDEO", "TEXT"]

@@ -11,6 +11,7 @@ import os
 from typing import Callable
 
 import gemb.registry
+from gemb.config import dataclass_from
 from gemb.errors import ConfigError
 from gemb.model.backbone import EmbeddingModel, ModelConfig
 
@@ -23,11 +24,8 @@ class Preset:
 
 
 def _config(base: ModelConfig, overrides: dict) -> ModelConfig:
-  fields = {f.name for f in dataclasses.fields(ModelConfig)}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ConfigError(f"Unknown model config key(s) {unknown}; valid: {sorted(fields)}.")
-  return dataclasses.replace(base, **overrides)
+  return dataclass_from(ModelConfig, {**dataclasses.asdict(base), **overrides},
+                        where="model config")
 
 
 @gemb.registry.presets.register("tiny")

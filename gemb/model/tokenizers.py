@@ -21,6 +21,7 @@ import numpy as np
 
 import gemb.registry
 from gemb.errors import ConfigError
+from gemb.model.inputs import resize_rgb, to_unit
 
 # Modality ids: 0 is padding so a zeroed batch row is inert.
 PAD, TEXT, IMAGE, AUDIO, VIDEO = 0, 1, 2, 3, 4
@@ -106,13 +107,9 @@ class ByteTokenizer(TextTokenizer):
 
 # -- patch modalities ----------------------------------------------------------------------------
 
-def _resize(x_hwc: np.ndarray, h: int, w: int) -> np.ndarray:
-  """Bilinear resize of float32 [H, W, C] in [0, 1] (per channel, Pillow's float mode)."""
-  if x_hwc.shape[:2] == (h, w):
-    return x_hwc
-  from PIL import Image as PILImage
-  return np.stack([np.asarray(PILImage.fromarray(x_hwc[..., c], mode="F").resize(
-      (w, h), PILImage.BILINEAR)) for c in range(x_hwc.shape[-1])], axis=-1)
+def _to_patch_input(x_hwc: np.ndarray, size: int) -> np.ndarray:
+  """Pixels (uint8, or float in [0, 1]) resized to size² (inputs.resize_rgb), scaled to [-1, 1]."""
+  return to_unit(resize_rgb(x_hwc, size, size)) * 2.0 - 1.0
 
 
 def _patchify(x_hwc: np.ndarray, p: int) -> np.ndarray:
@@ -152,30 +149,49 @@ class ImagePatches(PatchTokenizer):
     self.max_pos = self.grid
 
   def __call__(self, x_hwc: np.ndarray) -> PartTokens:
-    x = _resize(x_hwc, self.image_size, self.image_size) * 2.0 - 1.0
+    x = _to_patch_input(x_hwc, self.image_size)
     return PartTokens(IMAGE, patches_np=_patchify(x, self.patch).astype(np.float32),
                       pos_n3=_grid_pos(1, self.grid, self.grid))
 
 
 @gemb.registry.tokenizers.register("video_frames")
 class VideoFrames(PatchTokenizer):
-  """Per-frame patches with temporal positions; at most `max_frames` frames, evenly sampled."""
+  """Per-frame patches with time positions in seconds: at most `max_frames` frames, evenly
+  sampled over the clip, each at time position round(seconds / `time_step`), so the frame rate
+  (`Video.fps`) is part of the tokens and the same frames played slower sit further apart.
+  Clips longer than `max_seconds` keep their first `max_seconds` (the encoder warns, or errors
+  without truncate=True).
+  """
   modality = VIDEO
 
-  def __init__(self, frame_size: int = 64, patch: int = 16, max_frames: int = 8):
+  def __init__(self, frame_size: int = 64, patch: int = 16, max_frames: int = 8,
+               time_step: float = 0.25, max_seconds: float = 30.0):
     if frame_size % patch:
       raise ConfigError(f"video_frames: frame_size {frame_size} must be a multiple of patch {patch}.")
+    if not (time_step > 0 and max_seconds > 0 and max_frames >= 1):
+      raise ConfigError(f"video_frames: need time_step > 0, max_seconds > 0 and max_frames >= 1, "
+                        f"got {time_step}, {max_seconds}, {max_frames}.")
     self.frame_size, self.patch, self.max_frames = frame_size, patch, max_frames
+    self.time_step, self.max_seconds = float(time_step), float(max_seconds)
     self.grid = frame_size // patch
     self.patch_dim = patch * patch * 3
-    self.max_pos = max(self.grid, max_frames)
+    self.max_t = int(round(max_seconds / time_step))
+    self.max_pos = max(self.grid, self.max_t + 1)
 
-  def __call__(self, x_thwc: np.ndarray) -> PartTokens:
-    t = x_thwc.shape[0]
-    idx = np.linspace(0, t - 1, min(t, self.max_frames)).round().astype(int)
-    frames = [_resize(x_thwc[i], self.frame_size, self.frame_size) * 2.0 - 1.0 for i in idx]
-    patches = np.concatenate([_patchify(f, self.patch) for f in frames]).astype(np.float32)
-    return PartTokens(VIDEO, patches_np=patches, pos_n3=_grid_pos(len(idx), self.grid, self.grid))
+  def frame_times(self, n_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(indices of the sampled frames, their start times in seconds) for a clip at `fps`."""
+    n = min(n_frames, int(np.floor(self.max_seconds * fps + 1e-9)) + 1)
+    idx = np.unique(np.linspace(0, n - 1, min(n, self.max_frames)).round().astype(int))
+    return idx, idx / float(fps)
+
+  def __call__(self, x_thwc: np.ndarray, fps: float = 1.0) -> PartTokens:
+    idx, times = self.frame_times(x_thwc.shape[0], fps)
+    patches = np.concatenate([_patchify(_to_patch_input(x_thwc[i], self.frame_size), self.patch)
+                              for i in idx]).astype(np.float32)
+    pos = _grid_pos(len(idx), self.grid, self.grid)
+    t = np.minimum(np.round(times / self.time_step).astype(np.int32), self.max_t)
+    pos[:, 0] = np.repeat(t, self.grid * self.grid)
+    return PartTokens(VIDEO, patches_np=patches, pos_n3=pos)
 
 
 def mel_filterbank(sample_rate: int, n_fft: int, n_mels: int) -> np.ndarray:
@@ -235,6 +251,7 @@ class AudioLogMel(PatchTokenizer):
     self.sample_rates = tuple(sample_rates)
     self.patch_dim = patch_time * patch_freq
     self.max_pos = max(n_mels // patch_freq, int(max_seconds * 100) // patch_time + 1)
+    self.time_step = patch_time * 0.010  # seconds per time position (10 ms hop)
 
   def resample(self, wave_n: np.ndarray, rate: int) -> np.ndarray:
     if rate == self.sample_rate:
@@ -254,3 +271,31 @@ class AudioLogMel(PatchTokenizer):
     patches = full.reshape(n_t, pt, self.n_mels // pf, pf).transpose(0, 2, 1, 3)
     patches = patches.reshape(n_t * (self.n_mels // pf), pt * pf)
     return PartTokens(AUDIO, patches_np=patches, pos_n3=_grid_pos(n_t, self.n_mels // pf, 1))
+
+
+def interleave_by_time(runs: list[tuple[PartTokens, float]]) -> list[PartTokens]:
+  """Merges several parts' tokens into one time-ordered sequence.
+
+  `runs` pairs each part's tokens with its seconds per time position (`time_step`); every token's
+  start time is pos_n3[:, 0] × that step. Tokens are laid out by start time (ties keep the order
+  of `runs`, so a frame comes before the sound that starts with it), in consecutive runs of one
+  modality. Used for a video with its soundtrack: frames and audio on one clock.
+  """
+  key, src = [], []
+  for r, (tok, step) in enumerate(runs):
+    key.append(np.stack([tok.pos_n3[:, 0] * step, np.full(len(tok), r),
+                         np.arange(len(tok))], 1))
+    src.append(np.full(len(tok), r))
+  key_n3 = np.concatenate(key)
+  order = np.lexsort((key_n3[:, 2], key_n3[:, 1], key_n3[:, 0]))
+  rows = [(int(key_n3[i, 1]), int(key_n3[i, 2])) for i in order]
+  out: list[PartTokens] = []
+  start = 0
+  for k in range(1, len(rows) + 1):
+    if k == len(rows) or rows[k][0] != rows[start][0]:
+      r = rows[start][0]
+      sel = np.array([j for _, j in rows[start:k]])
+      tok = runs[r][0]
+      out.append(PartTokens(tok.modality, patches_np=tok.patches_np[sel], pos_n3=tok.pos_n3[sel]))
+      start = k
+  return out

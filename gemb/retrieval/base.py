@@ -12,12 +12,14 @@ Scores are inner products (cosine for L2-normalized embeddings), higher is bette
 
 On disk an index is a directory::
 
-    path/MANIFEST.json     {"format_version", "backend", "data": "v-<hex>", ...}
+    path/MANIFEST.json     {"format_version", "backend", "data": "v-<hex>", "files", ...}
     path/v-<hex>/...       backend files
 
 A save writes a fresh ``v-<hex>`` folder, then swaps MANIFEST.json with `os.replace` (atomic on
 POSIX), then deletes the older folders; a crash at any point leaves a loadable index: the old one
-until the swap, the new one after it.
+until the swap, the new one after it. The manifest lists every data file with its size; load
+checks them (and ids.npy against the manifest's size, and the backend's row count) before any
+backend parser runs, so a damaged index raises `IndexFormatError` naming the file.
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from gemb.errors import InputError
+from gemb.errors import GembError, InputError
+from gemb.io import atomic_write, fsync_dir
 
 FORMAT_VERSION = 1
 MANIFEST = "MANIFEST.json"
@@ -172,16 +175,12 @@ class Index(abc.ABC):
       np.save(tmp / "ids.npy", self.ids_n)
       extra = self._save(tmp)
       _fsync_tree(tmp)
+      files = {f.relative_to(tmp).as_posix(): f.stat().st_size
+               for f in sorted(tmp.rglob("*")) if f.is_file()}
       os.replace(tmp, path / data)
       manifest = {"format_version": FORMAT_VERSION, "backend": self.backend, "data": data,
-                  "dim": self.dim, "size": len(self), "params": extra or {}}
-      mtmp = path / f".{MANIFEST}.tmp-{data}"
-      with open(mtmp, "w") as f:
-        json.dump(manifest, f, indent=2, sort_keys=True)
-        f.flush()
-        os.fsync(f.fileno())
-      os.replace(mtmp, path / MANIFEST)
-      _fsync_dir(path)
+                  "dim": self.dim, "size": len(self), "params": extra or {}, "files": files}
+      atomic_write(path / MANIFEST, json.dumps(manifest, indent=2, sort_keys=True))
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise
@@ -196,10 +195,45 @@ class Index(abc.ABC):
     if cls.backend and manifest["backend"] != cls.backend:
       raise IndexFormatError(f"{path} holds a {manifest['backend']!r} index, not {cls.backend!r}. "
                              "Load it with gemb.retrieval.load_index(path).")
-    index = cls._load(data_dir, manifest.get("params", {}))
-    index.ids_n = np.load(data_dir / "ids.npy")
-    index.dim = int(manifest["dim"])
+    size, dim = manifest["size"], manifest["dim"]
+    for rel, nbytes in manifest.get("files", {}).items():  # every file whole, before any parser
+      f = data_dir / rel
+      if not f.is_file() or f.stat().st_size != nbytes:
+        state = "is missing" if not f.is_file() else f"has {f.stat().st_size} bytes, not {nbytes}"
+        raise IndexFormatError(f"{f} {state}; the index is damaged: rebuild and save it again.")
+    ids_path = data_dir / "ids.npy"
+    try:
+      ids_n = np.load(ids_path, allow_pickle=False)
+    except FileNotFoundError:
+      raise IndexFormatError(f"{ids_path} is missing; the index is damaged: rebuild and save "
+                             "it again.") from None
+    except (OSError, ValueError, EOFError) as e:
+      raise IndexFormatError(f"{ids_path} cannot be read ({e}); the index is damaged: rebuild "
+                             "and save it again.") from None
+    if ids_n.ndim != 1 or ids_n.dtype.kind not in "iu" or len(ids_n) != size:
+      raise IndexFormatError(f"{ids_path} holds {ids_n.dtype} {ids_n.shape}, but {MANIFEST} says "
+                             f"{size} integer ids; the index is damaged: rebuild and save it "
+                             "again.")
+    try:
+      index = cls._load(data_dir, manifest.get("params", {}))
+      rows = index._stored_rows()
+    except GembError:
+      raise
+    except Exception as e:  # a backend's loader fails in its own words on a damaged file
+      raise IndexFormatError(f"{data_dir}: the {manifest['backend']} index files cannot be loaded "
+                             f"({type(e).__name__}: {str(e)[:200]}); the index is damaged: "
+                             "rebuild and save it again.") from None
+    if rows is not None and rows != size:
+      raise IndexFormatError(f"{data_dir}: the {manifest['backend']} index files hold {rows} "
+                             f"vectors but {MANIFEST} and ids.npy say {size}; the index is "
+                             "damaged: rebuild and save it again.")
+    index.ids_n = ids_n.astype(np.int64, copy=False)
+    index.dim = dim
     return index
+
+  def _stored_rows(self) -> int | None:
+    """After `_load`: how many vectors the backend's files hold (None: cannot tell)."""
+    return None
 
   # -- backend hooks -------------------------------------------------------------------------
 
@@ -231,6 +265,10 @@ class Index(abc.ABC):
   def _load(cls, directory: pathlib.Path, params: dict[str, Any]) -> "Index": ...
 
 
+def _is_count(x: Any) -> bool:
+  return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 def read_manifest(path: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path]:
   path = pathlib.Path(path)
   mpath = path / MANIFEST
@@ -238,14 +276,32 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path
     raise IndexFormatError(f"No gemb index at {path}: {MANIFEST} is missing. Save one with "
                            "index.save(path).")
   try:
-    manifest = json.loads(mpath.read_text())
-  except (OSError, json.JSONDecodeError) as e:
+    manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+    if not isinstance(manifest, dict):
+      raise ValueError(f"expected a JSON object, got {type(manifest).__name__}")
+  except (OSError, ValueError) as e:  # UnicodeDecodeError and JSONDecodeError too
     raise IndexFormatError(f"{mpath} is unreadable ({e}); the index is damaged.") from None
   version = manifest.get("format_version")
   if version != FORMAT_VERSION:
     raise IndexFormatError(
         f"{path} was saved with index format version {version!r}; this gemb reads version "
         f"{FORMAT_VERSION}. Rebuild the index from its embeddings with this gemb version.")
+  checks = {"backend": isinstance(manifest.get("backend"), str),
+            "data": isinstance(manifest.get("data"), str) and
+            pathlib.PurePath(manifest.get("data", "")).name == manifest.get("data") and
+            manifest.get("data") not in ("", ".", ".."),
+            "dim": _is_count(manifest.get("dim")) and manifest.get("dim", 0) > 0,
+            "size": _is_count(manifest.get("size")),
+            "params": isinstance(manifest.get("params", {}), dict),
+            "files": isinstance(manifest.get("files", {}), dict) and all(
+                isinstance(k, str) and ".." not in pathlib.PurePosixPath(k).parts and
+                not k.startswith("/") and _is_count(v)
+                for k, v in manifest.get("files", {}).items())}
+  bad = [k for k, ok in checks.items() if not ok]
+  if bad:
+    raise IndexFormatError(f"{mpath}: key {bad[0]!r} is missing or invalid "
+                           f"({manifest.get(bad[0])!r}); the index is damaged: rebuild and save "
+                           "it again.")
   data_dir = path / str(manifest.get("data", ""))
   if not data_dir.is_dir():
     raise IndexFormatError(f"{path}: the data folder {manifest.get('data')!r} named by {MANIFEST} "
@@ -253,22 +309,9 @@ def read_manifest(path: str | os.PathLike) -> tuple[dict[str, Any], pathlib.Path
   return manifest, data_dir
 
 
-def _fsync_dir(path: pathlib.Path) -> None:
-  try:
-    fd = os.open(path, os.O_RDONLY)
-  except OSError:
-    return
-  try:
-    os.fsync(fd)
-  except OSError:
-    pass
-  finally:
-    os.close(fd)
-
-
 def _fsync_tree(root: pathlib.Path) -> None:
   for p in sorted(root.rglob("*")):
     if p.is_file():
       with open(p, "rb") as f:
         os.fsync(f.fileno())
-  _fsync_dir(root)
+  fsync_dir(root)

@@ -158,5 +158,11 @@ class ExactIndex(Index):
   @classmethod
   def _load(cls, directory, params):
     index = cls(**params)
-    index.emb_nd = np.load(directory / "emb.npy")
+    index.emb_nd = np.load(directory / "emb.npy", allow_pickle=False)
+    if index.emb_nd.ndim != 2 or index.emb_nd.dtype != np.float32:
+      raise ValueError(f"emb.npy holds {index.emb_nd.dtype} {index.emb_nd.shape}, expected a "
+                       "float32 matrix")
     return index
+
+  def _stored_rows(self) -> int | None:
+    return int(self.emb_nd.shape[0])

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import math
 import pathlib
+import warnings
 from typing import Any
 
 import numpy as np
@@ -66,18 +67,39 @@ def auto_params(n: int, d: int, brute_force_below: int = 20000) -> dict[str, Any
                                                                 else 100_000)}
 
 
+def exact_top_k(x_nd: np.ndarray, q_qd: np.ndarray, k: int) -> np.ndarray:
+  """Rows of the k largest inner products per query (unordered), by exact search in query blocks
+  of at most 32M scores."""
+  block = max(1, 2**25 // x_nd.shape[0])
+  out = np.empty((q_qd.shape[0], k), np.int64)
+  for s in range(0, q_qd.shape[0], block):
+    s_qn = q_qd[s:s + block] @ x_nd.T
+    top = np.argpartition(-s_qn, k - 1, axis=1)[:, :k]
+    out[s:s + block] = top
+  return out
+
+
 @retrievers.register("scann")
 class ScannIndex(Index):
   """ScaNN: tree partitioning + asymmetric hashing + reordering; parameters from corpus size."""
 
   backend = "scann"
 
+  # The knobs that `auto_params` resolves; a user argument left None is resolved at each build
+  # into `self.resolved`, never written back, so one index object built on a small corpus and then
+  # on a large one gets the large corpus's parameters.
+  AUTO = ("num_leaves", "leaves_to_search", "reorder", "dims_per_block", "training_sample_size")
+
   def __init__(self, num_leaves: int | None = None, leaves_to_search: int | None = None,
                reorder: int | None = None, dims_per_block: int | None = None,
                anisotropic_threshold: float = 0.2, training_sample_size: int | None = None,
                soar_lambda: float | None = None, brute_force_below: int = 20000,
-               threads: int = 0, query_batch: int = 256):
+               threads: int = 0, query_batch: int = 256, target_recall: float | None = 0.95,
+               recall_k: int = 10, recall_queries: int = 1000, recall_noise: float = 0.4):
     super().__init__()
+    if target_recall is not None and not 0 < target_recall <= 1:
+      raise InputError(f"scann: target_recall={target_recall} must be in (0, 1], or None to skip "
+                       "the build-time recall check.")
     self.num_leaves = num_leaves
     self.leaves_to_search = leaves_to_search
     self.reorder = reorder
@@ -88,50 +110,117 @@ class ScannIndex(Index):
     self.brute_force_below = brute_force_below
     self.threads = threads
     self.query_batch = query_batch
+    self.target_recall = target_recall
+    self.recall_k = recall_k
+    self.recall_queries = recall_queries
+    self.recall_noise = recall_noise
+    # What the last build used: the AUTO knobs, plus "measured_recall" when it was checked.
+    self.resolved: dict[str, Any] = {}
     self._searcher = None  # the scann_pybind.ScannNumpy object; rows map to self.ids_n
 
   def params(self) -> dict[str, Any]:
+    """The constructor's arguments, as given (None = resolved per build; see `resolved`)."""
     return {"num_leaves": self.num_leaves, "leaves_to_search": self.leaves_to_search,
             "reorder": self.reorder, "dims_per_block": self.dims_per_block,
             "anisotropic_threshold": self.anisotropic_threshold,
             "training_sample_size": self.training_sample_size,
             "soar_lambda": self.soar_lambda, "brute_force_below": self.brute_force_below,
-            "threads": self.threads, "query_batch": self.query_batch}
+            "threads": self.threads, "query_batch": self.query_batch,
+            "target_recall": self.target_recall, "recall_k": self.recall_k,
+            "recall_queries": self.recall_queries, "recall_noise": self.recall_noise}
+
+  def _knob(self, key: str) -> int:
+    """A search-time knob: the user's value if set (also after the build), else the resolved one."""
+    value = getattr(self, key)
+    return self.resolved[key] if value is None else value
+
+  def _resolve(self, n: int, d: int) -> dict[str, Any]:
+    given = {k: getattr(self, k) for k in self.AUTO}
+    auto = auto_params(n, d, self.brute_force_below)
+    if given["num_leaves"] and given["reorder"] is None:  # a tree asked for on a small corpus: AH
+      auto["reorder"] = 300
+    out = {k: auto.get(k) if given[k] is None else given[k] for k in self.AUTO}
+    if out["num_leaves"] and not out["leaves_to_search"]:
+      out["leaves_to_search"] = max(1, out["num_leaves"] // 6)
+    return out
 
   def _build(self, emb_nd, ids_n):
     n, d = emb_nd.shape
-    auto = auto_params(n, d, self.brute_force_below)
-    if self.num_leaves and self.reorder is None:  # a tree asked for on a small corpus: AH too
-      auto["reorder"] = 300
-    for key, value in auto.items():
-      if getattr(self, key, None) is None:
-        setattr(self, key, value)
-    if self.num_leaves and not self.leaves_to_search:
-      self.leaves_to_search = max(1, self.num_leaves // 6)
-    if self.num_leaves and self.num_leaves > n:
-      raise InputError(f"scann: num_leaves={self.num_leaves} exceeds the corpus size {n}.")
-    if self.soar_lambda is not None and not self.num_leaves:
+    p = self._resolve(n, d)
+    if p["num_leaves"] and p["num_leaves"] > n:
+      raise InputError(f"scann: num_leaves={p['num_leaves']} exceeds the corpus size {n}.")
+    if self.soar_lambda is not None and not p["num_leaves"]:
       raise InputError("scann: soar_lambda spills vectors across tree leaves; it needs a tree "
                        f"(num_leaves > 0), but this corpus of {n} gets none. Set num_leaves.")
+    self.resolved = p
     builder = _scann_ops().builder(self._blocked(emb_nd), 10, "dot_product")
     if self.threads:
       builder = builder.set_n_training_threads(self.threads)
-    if self.num_leaves:
+    if p["num_leaves"]:
       soar = ({} if self.soar_lambda is None else
               {"soar_lambda": float(self.soar_lambda), "overretrieve_factor": 2.0})
-      builder = builder.tree(num_leaves=self.num_leaves,
-                             num_leaves_to_search=min(self.leaves_to_search, self.num_leaves),
-                             training_sample_size=min(self.training_sample_size or n, n), **soar)
-    if self.reorder:  # asymmetric hashing, then exact rescoring of the best `reorder`
-      builder = builder.score_ah(self.dims_per_block,
+      builder = builder.tree(num_leaves=p["num_leaves"],
+                             num_leaves_to_search=min(p["leaves_to_search"], p["num_leaves"]),
+                             training_sample_size=min(p["training_sample_size"] or n, n), **soar)
+    if p["reorder"]:  # asymmetric hashing, then exact rescoring of the best `reorder`
+      builder = builder.score_ah(p["dims_per_block"],
                                  anisotropic_quantization_threshold=self.anisotropic_threshold,
                                  training_sample_size=min(n, 100_000))
-      builder = builder.reorder(self.reorder)
+      builder = builder.reorder(p["reorder"])
     else:
       builder = builder.score_brute_force()
     self._searcher = builder.build().searcher
     if self.threads:
       self._searcher.set_num_threads(self.threads)
+    if self.target_recall is not None and p["reorder"]:  # approximate: check what it returns
+      self._reach_target_recall(emb_nd)
+
+  def _reach_target_recall(self, emb_nd: np.ndarray) -> None:
+    """Measures recall@k of this build on corpus points used as queries (plus noise) against
+    exact search, and raises the leaves searched and the reorder depth (those the user left to
+    gemb) until the target holds. Search-time knobs only: the index is not rebuilt."""
+    n, d = emb_nd.shape
+    k = min(self.recall_k, n)
+    rng = np.random.default_rng(0)
+    rows = rng.choice(n, min(self.recall_queries, n), replace=False)
+    # Noise of norm `recall_noise` times the rows' RMS norm, in a random direction: queries near,
+    # not on, corpus points (0.4 on unit 64-d vectors is 0.05 per coordinate).
+    rms = float(np.sqrt(np.mean(np.sum(emb_nd[rows].astype(np.float64) ** 2, axis=1))))
+    q_qd = (emb_nd[rows] + self.recall_noise * rms / np.sqrt(d)
+            * rng.standard_normal((len(rows), d))).astype(np.float32)
+    truth_qk = exact_top_k(emb_nd, q_qd, k)
+    p = self.resolved
+
+    def measure() -> float:
+      found_qk = self._rows(q_qd, k)
+      return float((found_qk[:, :, None] == truth_qk[:, None, :]).any(axis=2).mean())
+
+    # Greedy: each step raises by a quarter whichever knob (of those left to gemb) buys more recall.
+    steps = {}
+    if self.leaves_to_search is None and p["num_leaves"]:
+      steps["leaves_to_search"] = p["num_leaves"]
+    if self.reorder is None:
+      steps["reorder"] = n
+    hit = measure()
+    while hit < self.target_recall:
+      tried = {}
+      for key, cap in steps.items():
+        if p[key] < cap:
+          old = p[key]
+          p[key] = min(cap, int(math.ceil(old * 1.25)))
+          tried[key] = (measure(), p[key])
+          p[key] = old
+      if not tried:
+        break
+      key = max(tried, key=lambda kk: tried[kk][0])
+      hit, p[key] = tried[key]
+    p["measured_recall"] = round(hit, 4)
+    if hit < self.target_recall:
+      warnings.warn(f"scann: recall@{k} is {hit:.3f} on {len(rows)} corpus points used as queries, "
+                    f"below target_recall={self.target_recall}, with every leaf searched or the "
+                    "leaves and reorder depth fixed by you. Leave leaves_to_search / reorder to "
+                    "gemb (None), raise them, or use the `exact` index.",
+                    RuntimeWarning, stacklevel=4)
 
   def _blocked(self, x_nd: np.ndarray) -> np.ndarray:
     """Zero-pads the columns to a multiple of dims_per_block, which asymmetric hashing needs.
@@ -139,19 +228,26 @@ class ScannIndex(Index):
     Zero columns add nothing to inner products, so any dimension works; the pad is derived from
     `dim` and `dims_per_block`, so saved indexes need no extra state.
     """
-    pad = -x_nd.shape[1] % self.dims_per_block
+    pad = -x_nd.shape[1] % self.resolved["dims_per_block"]
     return np.pad(x_nd, ((0, 0), (0, pad))) if pad else x_nd
 
-  def _search(self, q_qd, k):
-    leaves = min(self.leaves_to_search, self.num_leaves) if self.num_leaves else -1
-    pre = max(self.reorder, k) if self.reorder else -1
+  def _rows(self, q_qd, k):
+    num_leaves, leaves, reorder = self.resolved["num_leaves"], self._knob("leaves_to_search"), \
+        self._knob("reorder")
+    leaves = min(leaves, num_leaves) if num_leaves else -1
+    pre = max(reorder, k) if reorder else -1
     parallel = q_qd.shape[0] > self.query_batch
     rows, dist = self._searcher.search_batched(self._blocked(q_qd), k, pre, leaves, parallel,
                                                self.query_batch)
     rows = np.asarray(rows)
     if rows.shape != (q_qd.shape[0], k):  # ScaNN pads short results only in edge cases
       raise RuntimeError(f"scann returned shape {rows.shape} for {q_qd.shape[0]} queries, k={k}.")
-    return rows.astype(np.int64), np.asarray(dist, np.float32)
+    self._last_dist = dist
+    return rows.astype(np.int64)
+
+  def _search(self, q_qd, k):
+    rows = self._rows(q_qd, k)
+    return rows, np.asarray(self._last_dist, np.float32)
 
   def _add(self, emb_nd, ids_n):
     rows = self._searcher.upsert([None] * emb_nd.shape[0], self._blocked(emb_nd), 1)
@@ -189,12 +285,20 @@ class ScannIndex(Index):
     scann_dir = directory / "scann"
     scann_dir.mkdir()
     self._searcher.serialize(str(scann_dir), True)  # relative paths: the folder gets renamed
-    return self.params()
+    return {**self.params(), "resolved": self.resolved}
 
   @classmethod
   def _load(cls, directory, params):
+    params = dict(params)
+    resolved = params.pop("resolved", None)
+    if resolved is None:  # written before `resolved` existed: its params were the resolved ones
+      resolved = {k: params[k] for k in cls.AUTO}
     index = cls(**params)
+    index.resolved = resolved
     index._searcher = _scann_ops().load_searcher(str(directory / "scann")).searcher
     if index.threads:
       index._searcher.set_num_threads(index.threads)
     return index
+
+  def _stored_rows(self) -> int | None:
+    return int(self._searcher.size())

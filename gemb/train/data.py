@@ -17,7 +17,11 @@ import numpy as np
 
 from gemb.errors import ConfigError, InputError
 
-Prepare = Callable[[list, "str | None"], Mapping[str, np.ndarray]]
+# prepare(items, task or one task per item) -> model inputs
+Prepare = Callable[[list, "str | None | Sequence[str | None]"], Mapping[str, np.ndarray]]
+# [(items, task or one task per item), ...] -> one packed batch of all their items
+# (`Encoder.prepare_packed`).
+Pack = Callable[[list], Mapping[str, np.ndarray]]
 
 
 def content_id(item: Any) -> int:
@@ -45,7 +49,11 @@ def content_id(item: Any) -> int:
 
 @dataclasses.dataclass
 class Mixture:
-  """Tasks (random-access sources of pair dicts) with sampling rates; one task per batch."""
+  """Tasks (random-access sources of pair dicts) with sampling rates; one task per batch.
+
+  The keys name the mixture's entries (the dataset specs); each source declares in `task` the
+  task its queries serve, which is the prompt they train with (`prompt_task`).
+  """
 
   sources: Mapping[str, Any]
   rates: Mapping[str, float]
@@ -66,6 +74,11 @@ class Mixture:
     if self.global_batch % self.process_count:
       raise ConfigError(f"The global batch {self.global_batch} does not divide over "
                         f"{self.process_count} processes.")
+    undeclared = [name for name, src in self.sources.items()
+                  if not isinstance(getattr(src, "task", None), str)]
+    if undeclared:
+      raise ConfigError(f"Mixture sources {undeclared} do not declare `task` (the task their "
+                        "queries serve, e.g. 'search result'); every gemb.datasets entry must.")
     self.tasks = list(self.sources)
     self._p = rates / rates.sum()
     self._ds = {}
@@ -85,6 +98,10 @@ class Mixture:
     self._extend(step)
     return self.tasks[self._task_of[step]]
 
+  def prompt_task(self, name: str) -> str:
+    """The task prompt of mixture entry `name`: its dataset's declared task."""
+    return self.sources[name].task
+
   def local_pairs(self, step: int) -> tuple[str, list[dict]]:
     """(task, this process's pairs of the global batch at `step`)."""
     self._extend(step)
@@ -98,24 +115,31 @@ class Mixture:
 
 @dataclasses.dataclass
 class PairBatcher:
-  """Turns pair dicts into model inputs plus the ids that the false-negative mask needs."""
+  """Turns pair dicts into model inputs plus the ids that the false-negative mask needs.
+
+  Queries are prompted with `task` (the dataset's declared task); each query independently
+  loses its prompt with probability `prompt_dropout`, decided by (seed, step, row).
+  """
 
   prepare: Prepare
   hard_negatives: int = 0
   prompt_dropout: float = 0.0
   seed: int = 0
+  # When set, queries, positives and negatives share packed rows under the key "packed"
+  # (instead of one padded batch per side): the step costs the items' real tokens.
+  pack: Pack | None = None
 
   def __call__(self, pairs: Sequence[Mapping], task: str | None, step: int) -> dict:
     for i, pr in enumerate(pairs):
       if "query" not in pr or "positive" not in pr:
         raise InputError(f"Training pair {i} of task {task!r} lacks 'query' or 'positive'; "
                          f"it has keys {sorted(pr)}.")
-    # The prompt is dropped for a whole batch (inputs keep one shape), decided by (seed, step).
-    drop = np.random.default_rng([self.seed, step, 7]).random() < self.prompt_dropout
-    q_task = None if drop else task
+    # Each query loses its prompt with probability prompt_dropout, decided by (seed, step, row).
+    drop_b = np.random.default_rng([self.seed, step, 7]).random(len(pairs)) < self.prompt_dropout
+    q_tasks = [None if d else task for d in drop_b]
+    sides = {"query": ([p["query"] for p in pairs], q_tasks),
+             "positive": ([p["positive"] for p in pairs], None)}
     out: dict[str, Any] = {
-        "query": dict(self.prepare([p["query"] for p in pairs], q_task)),
-        "positive": dict(self.prepare([p["positive"] for p in pairs], None)),
         "q_id": np.array([content_id(p["query"]) for p in pairs], np.int32),
         "p_id": np.array([content_id(p["positive"]) for p in pairs], np.int32),
     }
@@ -126,7 +150,11 @@ class PairBatcher:
         mine = list(pr.get("negatives") or [])[:k]
         valid[i, :len(mine)] = True
         negs += mine + [pr["positive"]] * (k - len(mine))  # padding, masked by n_valid
-      out["negatives"] = dict(self.prepare(negs, None))
+      sides["negatives"] = (negs, None)
       out["n_id"] = np.array([content_id(n) for n in negs], np.int32).reshape(len(pairs), k)
       out["n_valid"] = valid
+    if self.pack is not None:  # item order: queries, positives, negatives (the trainer splits)
+      out["packed"] = dict(self.pack(list(sides.values())))
+    else:
+      out.update({name: dict(self.prepare(items, task)) for name, (items, task) in sides.items()})
     return out

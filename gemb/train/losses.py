@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from gemb import registry
+from gemb.model import backbone
 from gemb.errors import ConfigError, InputError
 
 _NEG = -1e9  # a finite "minus infinity": keeps softmax gradients finite for masked entries
@@ -105,10 +106,7 @@ def siglip(q_bd: Array, p_bd: Array, n_bkd: Array | None = None, *, temperature:
 
 
 def _prefix(x: Array | None, d: int) -> Array | None:
-  if x is None:
-    return None
-  x = x[..., :d]
-  return x / jnp.maximum(jnp.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+  return None if x is None else backbone.matryoshka(x, d)
 
 
 @registry.losses.register("matryoshka")

@@ -4,10 +4,19 @@ Each stage trains from the previous stage's final weights with a fresh optimizer
 mixture, batch size, loss and hard negatives, and its own checkpoints under
 ``WORKDIR/ckpt/STAGE``. Re-running a recipe in the same workdir resumes: finished stages are
 skipped (their last checkpoint is loaded), an unfinished one continues from its latest checkpoint.
+Once the run has finished (model saved), each stage's checkpoints are deleted down to
+``checkpoint.keep_finished`` (default 0), so a finished run keeps its model, reports and plots.
+
+Every choice (stage-end validation, the soup) is measured on the validation split of
+``eval.dataset`` by the gemb.evaluation ``retrieval`` evaluator, run through `fit`'s validation
+hook; the numbers the run reports (``summary["test"]``) come from the same dataset's test split,
+with bootstrap intervals and the paired interval of the trained-minus-untrained difference.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import warnings
 from typing import Any
 
 import jax
@@ -15,22 +24,61 @@ import numpy as np
 from flax import nnx
 
 from gemb import registry, sharding
-from gemb.errors import ConfigError
+from gemb.errors import ConfigError, GembError
+from gemb.model.encoder import keep_media_max_len
+from gemb.model.inputs import TruncationWarning
 from gemb.train import soup as soup_lib
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
 
+SOUP_METHODS = ("none", "uniform", "greedy")
 
-def retrieval_recall(encoder: Any, source: Any, max_queries: int = 200) -> dict[str, float]:
-  """Recall@1 and MRR of the split's queries against its whole corpus (exact search)."""
-  from gemb.evaluation.evaluators import RetrievalData, RetrievalEvaluator
+
+def check_config(cfg) -> None:
+  """Checks the settings that would otherwise fail after training; before any work starts."""
+  if cfg.soup.method not in SOUP_METHODS:
+    raise ConfigError(f"soup.method must be one of {', '.join(SOUP_METHODS)}; got "
+                      f"{cfg.soup.method!r}.")
+  if cfg.eval.split != "validation":
+    raise ConfigError(f"eval.split is {cfg.eval.split!r}: stage-end validation and the soup "
+                      "choose on the validation split only (test is for reporting).")
+  if cfg.soup.method != "none" and cfg.soup.metric not in tuple(cfg.eval.metrics):
+    raise ConfigError(f"soup.metric {cfg.soup.metric!r} is not among eval.metrics "
+                      f"{tuple(cfg.eval.metrics)}; add it there.")
+  check_train_config(cfg)
+
+
+def evaluator(cfg, split: str):
+  """The ``retrieval`` evaluator of ``eval.dataset`` on `split` (validation caps its queries at
+  ``eval.max_queries``; test uses the whole split)."""
+  from gemb.evaluation import build_evaluator
+  from gemb.evaluation.runner import dataset_loader
+  entry = {"kind": "retrieval", "dataset": cfg.eval.dataset, "split": split,
+           "metrics": tuple(cfg.eval.metrics), "retriever": "exact"}
+  max_queries = cfg.eval.max_queries if split == "validation" else None
+  return build_evaluator(entry, dataset_loader(max_queries))
+
+
+def _validator(ev, encoder: Any):
+  """fit's validation hook: the evaluator on the encoder's current weights."""
   from gemb.evaluation.runner import make_embed_fn
-  queries, corpus, qrels = source.retrieval_task(max_queries)
-  tasks = sorted({r.get("task") for r in source.records[:len(queries)]} - {None})
-  ev = RetrievalEvaluator(RetrievalData(queries, corpus, qrels), metrics=("recall@1", "mrr"),
-                          query_task=tasks[0] if len(tasks) == 1 else None, retriever="exact")
-  return ev.evaluate(make_embed_fn(encoder))
+
+  def validate(_trainer=None) -> dict[str, float]:
+    return ev.evaluate(make_embed_fn(encoder))  # a fresh cache: the weights have changed
+  return validate
+
+
+def _test_report(ev, before, after) -> dict[str, Any]:
+  """Test-split numbers of the untrained and trained model: intervals, paired deltas, chance."""
+  from gemb.evaluation import bootstrap_ci
+  out = {"split": "test", "n_queries": after.n_queries, "n_corpus": after.n_corpus,
+         "chance": after.chance, "untrained": before.values, "trained": after.values,
+         "trained_ci95": {}, "delta_ci95": {}}
+  for m, strata in after.per_query.items():
+    out["trained_ci95"][m] = list(bootstrap_ci(strata))
+    out["delta_ci95"][m] = list(bootstrap_ci(strata, before.per_query[m]))
+  return out
 
 
 def _prepare_fn(encoder: Any, seq_len: int):
@@ -41,11 +89,22 @@ def _prepare_fn(encoder: Any, seq_len: int):
   compile. With several processes, each packs only its rows, so they agree on the largest
   (length, patch slots) first: the global array needs one shape.
   """
+  said = []
+
   def prepare(items, task):
     items = list(items)
-    batch = encoder.prepare(items, task)
-    if batch["token_ids"].shape[1] > seq_len:  # fits seq_len, or raises naming what is needed
-      batch = encoder.prepare(items, task, length=seq_len)
+    with warnings.catch_warnings(record=True) as cut:  # truncation: said once per run, below
+      warnings.simplefilter("always", TruncationWarning)
+      batch = encoder.prepare(items, task)
+      if batch["token_ids"].shape[1] > seq_len:  # fits seq_len, or raises naming what is needed
+        batch = encoder.prepare(items, task, length=seq_len)
+    for w in cut:
+      if not issubclass(w.category, TruncationWarning):
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+      elif not said:
+        said.append(1)
+        warnings.warn(TruncationWarning(f"{w.message} (training batches are cut like this "
+                                        "throughout; this is said once per run)"), stacklevel=2)
     if jax.process_count() > 1:
       from jax.experimental import multihost_utils
       shape = np.array([batch["token_ids"].shape[1], batch["patches"].shape[1]], np.int32)
@@ -53,6 +112,13 @@ def _prepare_fn(encoder: Any, seq_len: int):
       batch = encoder.pad_batch(batch, int(length), int(n_patch))
     return batch
   return prepare
+
+
+def _pack_fn(encoder: Any, seq_len: int, row_multiple: int):
+  """One packed batch of all a step's items (`Encoder.prepare_packed`): rows of at most
+  `seq_len` tokens, the row count a multiple of the devices that split the batch."""
+  return lambda groups: encoder.prepare_packed(groups, max_length=seq_len,
+                                               row_multiple=row_multiple)
 
 
 def _host_tree(tree: Any) -> Any:
@@ -93,6 +159,89 @@ def _set_weights(encoder: Any, trainer: Trainer, params: Any | None = None) -> N
   nnx.update(encoder.model, state)
 
 
+@dataclasses.dataclass
+class StageConfig:
+  """One training stage, as a recipe's ``stages.NAME`` gives it."""
+  steps: int
+  batch_size: int
+  tasks: tuple[tuple[str, float], ...]
+  loss: str
+  optim: dict[str, Any]
+  hard_negatives: int = 0
+  prompt_dropout: float = 0.0
+
+  def __post_init__(self):
+    checks = [(self.steps >= 0, f"steps={self.steps} must be >= 0"),
+              (self.batch_size >= 1, f"batch_size={self.batch_size} must be >= 1"),
+              (len(self.tasks) >= 1, "tasks is empty; name at least one (dataset spec, rate)"),
+              (all(r > 0 for _, r in self.tasks), f"tasks={self.tasks}: every rate must be > 0"),
+              (self.hard_negatives >= 0, f"hard_negatives={self.hard_negatives} must be >= 0"),
+              (0.0 <= self.prompt_dropout <= 1.0,
+               f"prompt_dropout={self.prompt_dropout} must be in [0, 1]")]
+    for ok, what in checks:
+      if not ok:
+        raise ConfigError(what + ".")
+
+
+@dataclasses.dataclass
+class SoupConfig:
+  method: str = "greedy"
+  metric: str = "mrr"
+
+  def __post_init__(self):
+    if self.method not in ("none", "uniform", "greedy"):
+      raise ConfigError(f"method={self.method!r}; use 'none', 'uniform' or 'greedy'.")
+    if self.metric not in ("recall@1", "mrr"):
+      raise ConfigError(f"metric={self.metric!r}; use 'recall@1' or 'mrr'.")
+
+
+@dataclasses.dataclass
+class CheckpointConfig:
+  every: int = 100
+  keep: int = 3
+  async_save: bool = True
+  keep_finished: int = 0  # per stage, once the run has finished and its model is saved
+
+  def __post_init__(self):
+    if self.every < 1 or self.keep < 1:
+      raise ConfigError(f"every={self.every} and keep={self.keep} must both be >= 1.")
+    if self.keep_finished < 0:
+      raise ConfigError(f"keep_finished={self.keep_finished} must be >= 0.")
+
+
+def check_train_config(cfg) -> None:
+  """The whole ``train`` config, checked before any work: every stage, its tasks, loss and
+  optimizer, the soup, checkpointing and evaluation settings. Raises ConfigError naming the key."""
+  from gemb.config import dataclass_from
+  if not cfg.stage_order:
+    raise ConfigError("stage_order is empty; name at least one of stages: "
+                      f"{', '.join(sorted(cfg.stages))}.")
+  for name in cfg.stage_order:
+    where = f"stages.{name}"
+    st = dataclass_from(StageConfig, _stage_cfg(cfg, name), where=where)
+    OptimConfig.from_config(st.optim, total_steps=st.steps, where=f"{where}.optim")
+    for spec, _ in st.tasks:
+      _check_spec(registry.datasets, spec, f"{where}.tasks")
+    _check_spec(registry.losses, st.loss, f"{where}.loss")
+  dataclass_from(SoupConfig, cfg.soup, where="soup")
+  dataclass_from(CheckpointConfig, cfg.checkpoint, where="checkpoint")
+  _check_spec(registry.datasets, cfg.eval.dataset, "eval.dataset")
+  for key in ("seed", "seq_len", "log_every"):
+    value = cfg[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < (0 if key == "seed" else 1):
+      raise ConfigError(f"{key}={value!r} must be an integer >= {0 if key == 'seed' else 1}.")
+  if cfg.eval.max_queries < 1:
+    raise ConfigError(f"eval.max_queries={cfg.eval.max_queries} must be >= 1.")
+
+
+def _check_spec(reg, spec: Any, where: str) -> None:
+  """The spec parses, names a registered component and its arguments fit its signature."""
+  try:
+    reg.get(spec)
+  except GembError as e:
+    raise ConfigError(f"{where}: {e}") from None
+
+
 def _stage_cfg(cfg, name: str):
   if name not in cfg.stages:
     raise ConfigError(f"stage_order names {name!r}, but stages has only {sorted(cfg.stages)}.")
@@ -108,11 +257,16 @@ def train(cfg, run) -> dict:
   rules = sharding.resolve_rules(cfg.sharding.rules, cfg.sharding.overrides)
   run.write_json("partition_specs.json", sharding.describe_specs(
       sharding.param_specs(nnx.state(encoder.model, nnx.Param), rules, mesh)))
-  eval_src = registry.datasets.build(cfg.eval.dataset, split=cfg.eval.split)
-  summary: dict[str, Any] = {"eval_before": retrieval_recall(encoder, eval_src,
-                                                             cfg.eval.max_queries)}
-  run.log(step=0, **{f"eval/{k}": v for k, v in summary["eval_before"].items()})
+  check_config(cfg)
+  from gemb.evaluation.runner import make_embed_fn
+  validate = _validator(evaluator(cfg, "validation"), encoder)
+  test_ev = evaluator(cfg, "test") if cfg.eval.test else None
+  test_before = test_ev.score(make_embed_fn(encoder)) if test_ev is not None else None
+  summary: dict[str, Any] = {"validation_before": validate()}
+  run.log(step=0, **{f"val/{k}": v for k, v in summary["validation_before"].items()})
+  trained_tasks = dict(encoder.prompts or {})
   last_ckpt = None
+  stage_ckpts: list[Checkpointer] = []  # pruned once the run has finished
   trainer = None
   stage_finals: list[tuple[str, Any]] = []  # earlier stages' final weights: greedy soup candidates
   for i, name in enumerate(cfg.stage_order):
@@ -121,40 +275,61 @@ def train(cfg, run) -> dict:
     for spec, rate in st.tasks:
       sources[spec] = registry.datasets.build(spec, split="train")
       rates[spec] = rate
+      trained_tasks[sources[spec].task] = model_lib.task_prompt(sources[spec].task)
     sharding.check_global_batch(st.batch_size, mesh, rules)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
+    # One process: a step's items share packed rows. Several: each side padded to an agreed
+    # bucket (packed item indices would need per-process offsets).
+    pack = (_pack_fn(encoder, cfg.seq_len, sharding.batch_shards(mesh, rules))
+            if jax.process_count() == 1 else None)
     batcher = PairBatcher(_prepare_fn(encoder, cfg.seq_len), hard_negatives=st.hard_negatives,
-                          prompt_dropout=st.prompt_dropout, seed=cfg.seed)
+                          prompt_dropout=st.prompt_dropout, seed=cfg.seed, pack=pack)
     optim = OptimConfig.from_config(st.optim.to_dict(), total_steps=st.steps)
     trainer = Trainer(encoder.model, mesh=mesh, rules=rules, optim=optim, loss=st.loss,
                       seed=cfg.seed)
     ckpt = Checkpointer(run.workdir / "ckpt" / name, every=cfg.checkpoint.every,
                         keep=cfg.checkpoint.keep, async_save=cfg.checkpoint.async_save)
+
+    def stage_end(trainer: Trainer) -> dict[str, float]:
+      _set_weights(encoder, trainer)  # what validation sees; the next stage starts here
+      return validate()
+
     out = fit(trainer, mixture, batcher, st.steps, run=run, checkpointer=ckpt,
-              log_every=cfg.log_every, stage=name)
+              log_every=cfg.log_every, stage=name, validate=stage_end)
     if cfg.soup.method == "greedy" and i < len(cfg.stage_order) - 1:
       stage_finals.append((f"{name}/final", _host_tree(trainer.params)))
-    _set_weights(encoder, trainer)  # the next stage starts here
-    metrics = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
-    run.log(step=st.steps, **{f"eval/{name}/{k}": v for k, v in metrics.items()})
-    summary[f"stage/{name}"] = {**out, "eval": metrics}
+    summary[f"stage/{name}"] = out
     last_ckpt = ckpt
+    stage_ckpts.append(ckpt)
   if cfg.soup.method != "none" and last_ckpt is not None:
-    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, eval_src, stage_finals)
+    summary["soup"] = _soup(cfg, encoder, trainer, last_ckpt, validate, stage_finals)
+  encoder.prompts = trained_tasks
+  keep_media_max_len(encoder)  # trained at seq_len; the saved model must not cut its media
   if run.is_writer:
     encoder.save(str(run.workdir / "model"))
-  summary["eval_after"] = retrieval_recall(encoder, eval_src, cfg.eval.max_queries)
-  run.log(**{f"eval/final/{k}": v for k, v in summary["eval_after"].items()})
+  summary["validation_after"] = validate()
+  run.log(**{f"val/final/{k}": v for k, v in summary["validation_after"].items()})
+  if test_ev is not None:
+    summary["test"] = _test_report(test_ev, test_before, test_ev.score(make_embed_fn(encoder)))
+    run.log(**{f"test/final/{k}": v for k, v in summary["test"]["trained"].items()})
   if run.is_writer:
     plot_curves(run.metrics_path, run.workdir / "curves.png")
   run.write_json("summary.json", summary)
-  if last_ckpt is not None:
-    last_ckpt.close()
+  _prune_finished(stage_ckpts, cfg.checkpoint.keep_finished)
   return summary
 
 
-def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
+def _prune_finished(ckpts: list[Checkpointer], keep: int) -> None:
+  """The run has finished and its model is saved: each stage keeps only its latest `keep`
+  checkpoints (`checkpoint.keep_finished`, default 0; ~165 MB each for MiniLM with its optimizer
+  state). A run killed before this point keeps what it needs to resume."""
+  for ckpt in ckpts:
+    ckpt.prune(keep)
+    ckpt.close()
+
+
+def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, validate,
           earlier: list[tuple[str, Any]]) -> dict:
   """Uniform: the mean of the last stage's kept checkpoints. Greedy: those and the earlier stages'
   final weights (all on one path from the same start, so averages are meaningful), so the soup
@@ -166,15 +341,15 @@ def _soup(cfg, encoder, trainer: Trainer, ckpt: Checkpointer, eval_src,
 
   def evaluate(params) -> float:
     _set_weights(encoder, trainer, params)
-    return retrieval_recall(encoder, eval_src, cfg.eval.max_queries)[cfg.soup.metric]
+    return validate()[cfg.soup.metric]
 
   if cfg.soup.method == "uniform":
     params, kept = soup_lib.uniform_soup([p for _, p in candidates]), [n for n, _ in candidates]
     scores = {"soup": evaluate(params)}
-  elif cfg.soup.method == "greedy":
+  else:  # "greedy" (check_config refused anything else before training)
     params, kept, scores = soup_lib.greedy_soup(list(earlier) + candidates, evaluate)
-  else:
-    raise ConfigError(f"soup.method must be 'none', 'uniform' or 'greedy'; got "
-                      f"{cfg.soup.method!r}.")
   _set_weights(encoder, trainer, params)
   return {"method": cfg.soup.method, "kept": kept, "scores": scores}
+
+
+train.check_config = check_config  # gemb.run calls it before the run starts

@@ -8,10 +8,13 @@ whole global batch, so in-batch negatives span every device and process.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import math
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
@@ -22,10 +25,14 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gemb import registry, sharding
 from gemb.errors import ConfigError, GembError
+from gemb.io import atomic_path
 from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 
 Hook = Callable[["Trainer", int, dict], None]
+# validate(trainer) -> {metric: value} on the validation split (gemb.train.runner builds it from
+# the gemb.evaluation evaluators); fit calls it at the end of the stage.
+Validate = Callable[["Trainer"], Mapping[str, float]]
 
 
 class TrainingDivergedError(GembError, FloatingPointError):
@@ -47,15 +54,26 @@ class OptimConfig:
   # (regex on "a/b/kernel", lr multiplier); first match wins; multiplier 0 freezes.
   param_groups: Sequence[tuple[str, float]] = ()
 
+  def __post_init__(self):
+    checks = [(self.lr > 0, f"lr={self.lr} must be > 0"),
+              (self.warmup_steps >= 0, f"warmup_steps={self.warmup_steps} must be >= 0"),
+              (0.0 <= self.warmup_frac < 1.0, f"warmup_frac={self.warmup_frac} must be in [0, 1)"),
+              (self.total_steps >= 0, f"total_steps={self.total_steps} must be >= 0"),
+              (self.schedule in ("cosine", "constant"),
+               f"schedule={self.schedule!r}; use 'cosine' or 'constant'"),
+              (0.0 <= self.end_lr_frac <= 1.0, f"end_lr_frac={self.end_lr_frac} must be in [0, 1]"),
+              (self.weight_decay >= 0, f"weight_decay={self.weight_decay} must be >= 0"),
+              (self.clip_norm >= 0, f"clip_norm={self.clip_norm} must be >= 0 (0: no clipping)"),
+              (0 <= self.b1 < 1 and 0 <= self.b2 < 1, f"b1={self.b1}, b2={self.b2} must be in [0, 1)")]
+    for ok, what in checks:
+      if not ok:
+        raise ConfigError(f"optim.{what}.")
+
   @classmethod
-  def from_config(cls, c: Mapping[str, Any], total_steps: int) -> "OptimConfig":
-    known = {f.name for f in dataclasses.fields(cls)}
-    extra = set(c) - known
-    if extra:
-      raise ConfigError(f"Unknown optimizer keys {sorted(extra)}; known: {sorted(known)}.")
-    o = cls(**{**dict(c), "total_steps": total_steps})
-    if not 0.0 <= o.warmup_frac < 1.0:
-      raise ConfigError(f"optim.warmup_frac must be in [0, 1); got {o.warmup_frac}.")
+  def from_config(cls, c: Mapping[str, Any], total_steps: int, where: str = "optim"
+                  ) -> "OptimConfig":
+    from gemb.config import dataclass_from
+    o = dataclass_from(cls, {**dict(c), "total_steps": total_steps}, where=where)
     # Resolved here, not in the recipe, so `--set stages.X.steps=` rescales the warmup too.
     o.warmup_steps = max(int(o.warmup_steps), round(o.warmup_frac * total_steps))
     return o
@@ -195,12 +213,19 @@ class Trainer:
     # of a layer's backward) instead of computing them for the optimizer to zero.
     params = jax.tree.map(lambda p, f: jax.lax.stop_gradient(p) if f else p, params, self.frozen)
     model = nnx.merge(self.graphdef, params, rest)
-    q_bd = model(batch["query"])
-    p_bd = model(batch["positive"])
     n_bkd = None
-    if "negatives" in batch:
-      b, k = batch["n_valid"].shape
-      n_bkd = model(batch["negatives"]).reshape(b, k, -1)
+    if "packed" in batch:  # every item of the batch in shared rows: queries, positives, negatives
+      emb_nd = model(batch["packed"])
+      b = batch["q_id"].shape[0]
+      q_bd, p_bd = emb_nd[:b], emb_nd[b:2 * b]
+      if "n_valid" in batch:
+        n_bkd = emb_nd[2 * b:].reshape(b, batch["n_valid"].shape[1], -1)
+    else:
+      q_bd = model(batch["query"])
+      p_bd = model(batch["positive"])
+      if "negatives" in batch:
+        b, k = batch["n_valid"].shape
+        n_bkd = model(batch["negatives"]).reshape(b, k, -1)
     return self.loss_fn(q_bd, p_bd, n_bkd, q_id_b=batch.get("q_id"), p_id_b=batch.get("p_id"),
                         n_id_bk=batch.get("n_id"), n_valid_bk=batch.get("n_valid"))
 
@@ -223,6 +248,9 @@ class Trainer:
       return jax.make_array_from_process_local_data(s, x)
     rows = len(local["q_id"]) if "q_id" in local else len(jax.tree.leaves(dict(local))[0])
     sharding.check_global_batch(rows * jax.process_count(), self.mesh, self.rules)
+    if "packed" in local and jax.process_count() > 1:
+      raise ConfigError("Packed batches (PairBatcher(pack=...)) are single-process: each "
+                        "process's item indices would need offsets. Use the per-side `prepare`.")
     return jax.tree.map(put, dict(local))
 
   def loss_and_grad(self, local_batch: Mapping[str, Any]) -> tuple[jax.Array, Any]:
@@ -261,10 +289,33 @@ class Trainer:
     return float(self.schedule(self.step_num if step is None else step))
 
 
+def _host_batch(mixture: Mixture, batcher: PairBatcher, step: int) -> tuple[str, dict]:
+  task, pairs = mixture.local_pairs(step)
+  return task, batcher(pairs, mixture.prompt_task(task), step)
+
+
+def prefetch(make: Callable[[int], Any], steps: Sequence[int], ahead: int = 1):
+  """Yields `make(s)` for each step, computing up to `ahead` of them in a background thread.
+
+  The host work for step s+1 (tokenizing, packing) runs while the device runs step s; tokenizers
+  and numpy release the GIL for most of it. Errors surface at the step that needed the batch.
+  """
+  it = iter(steps)
+  with ThreadPoolExecutor(1, thread_name_prefix="gemb-prefetch") as pool:
+    queue = collections.deque(pool.submit(make, s) for s in itertools.islice(it, ahead))
+    while queue:
+      for s in itertools.islice(it, 1):
+        queue.append(pool.submit(make, s))
+      yield queue.popleft().result()
+
+
 def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
         run: Any = None, checkpointer: Checkpointer | None = None, log_every: int = 10,
-        hooks: Sequence[Hook] = (), stage: str = "") -> dict:
+        hooks: Sequence[Hook] = (), stage: str = "", validate: Validate | None = None) -> dict:
   """Trains to `steps` (resuming from the checkpointer's latest step) and returns a summary.
+
+  `validate`, when given, runs once the stage has trained; its metrics are logged under
+  ``{stage}/val/`` and returned under ``"validation"``.
 
   A NaN/inf loss stops the run with TrainingDivergedError naming the step and the task; it is
   checked before the checkpoint of that step is written, so the last checkpoint stays good.
@@ -279,9 +330,8 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
   if bar is not None:
     bar.update(start)
   t_last, n_last, last = time.perf_counter(), start, {}
-  for s in range(start, steps):
-    task, pairs = mixture.local_pairs(s)
-    local = batcher(pairs, task, s)
+  batches = prefetch(lambda s: _host_batch(mixture, batcher, s), range(start, steps))
+  for s, (task, local) in zip(range(start, steps), batches):
     metrics = trainer.step(local)
     loss = float(metrics["loss"])
     if not math.isfinite(loss):
@@ -311,22 +361,22 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
     bar.close()
   if checkpointer is not None:
     checkpointer.wait()
-  return {"steps": steps, "resumed_from": start, **last}
+  out = {"steps": steps, "resumed_from": start, **last}
+  if validate is not None:
+    out["validation"] = {k: float(v) for k, v in validate(trainer).items()}
+    if run is not None:
+      run.log(step=steps, **{f"{prefix}val/{k}": v for k, v in out["validation"].items()})
+  return out
 
 
 def plot_curves(metrics_path, out_path) -> bool:
   """Writes a PNG of every '*loss' and '*lr' series in metrics.jsonl; False if nothing to plot."""
-  import json
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  from gemb.run import read_metrics
   series: dict[str, tuple[list, list]] = {}
-  try:
-    lines = open(metrics_path).read().splitlines()
-  except FileNotFoundError:
-    return False
-  for line in lines:
-    rec = json.loads(line)
+  for rec in read_metrics(metrics_path):
     for k, v in rec.items():
       if (k.endswith("loss") or k.endswith("lr")) and "step" in rec and isinstance(v, (int, float)):
         series.setdefault(k, ([], []))[0].append(rec["step"])
@@ -340,9 +390,7 @@ def plot_curves(metrics_path, out_path) -> bool:
     ax.set_title(k, fontsize=9)
     ax.set_xlabel("step")
   fig.tight_layout()
-  tmp = str(out_path) + ".tmp.png"
-  fig.savefig(tmp, dpi=80)
+  with atomic_path(out_path) as tmp:
+    fig.savefig(tmp, dpi=80)
   plt.close(fig)
-  import os
-  os.replace(tmp, out_path)
   return True

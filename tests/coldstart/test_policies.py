@@ -7,7 +7,8 @@ from gemb.coldstart import policies as P
 from gemb.coldstart.simulator import Observation, SimConfig
 from gemb.errors import InputError
 
-BUILTIN = ("uniform", "epsilon_greedy", "ucb", "thompson", "discoverability", "oracle")
+BUILTIN = ("uniform", "uniform_floor", "epsilon_greedy", "ucb", "thompson", "discoverability",
+           "truth_heuristic")
 
 
 class _FixedModel:
@@ -53,12 +54,44 @@ def test_every_builtin_stays_within_budget(tiny_model, n, budget, seed):
     assert x.shape == (n,) and np.all(x >= 0) and x.sum() <= budget + 1e-6
 
 
-def test_discoverability_is_deterministic_and_spends_on_promising_items(tiny_model):
+@settings(max_examples=10, deadline=None)
+@given(n=st.integers(0, 60), budget=st.integers(1, 5000), seed=st.integers(0, 10),
+       cost_budget=st.floats(0.5, 50.0))
+def test_one_pass_plans_stay_within_both_budgets(tiny_model, n, budget, seed, cost_budget):
+  from gemb.coldstart import cost as C
+  obs = _obs(n, budget, seed)
+  for plan in ("greedy", "quota"):
+    pol = gemb.policies.build(f"discoverability(plan={plan!r}, cost_budget={cost_budget})")
+    pol.prepare(P.PolicyContext(model=lambda: tiny_model))
+    x = P.check_allocation(plan, pol.allocate(obs, np.random.default_rng(seed)), obs)
+    assert x.sum() <= budget + 1e-6
+    assert C.cost_of(x, obs.impressions, obs.clicks, obs.prior).sum() <= cost_budget + 1e-6
+
+
+def test_policies_that_draw_use_their_rng_and_only_it():
+  obs = _obs(40, 100)
+  obs.impressions[:], obs.clicks[:] = 0, 0  # uniform_floor: 5 of the 40 items reach the floor
+  for name in ("thompson", "uniform_floor"):
+    pol = gemb.policies.build(name)
+    a, b = pol.allocate(obs, np.random.default_rng(0)), pol.allocate(obs, np.random.default_rng(0))
+    c = pol.allocate(obs, np.random.default_rng(1))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c), name
+
+
+def test_uniform_floor_brings_a_random_subset_to_the_floor():
+  obs = _obs(60, 500)
+  obs.impressions[:], obs.clicks[:] = 0, 0
+  x = gemb.policies.build("uniform_floor").allocate(obs, np.random.default_rng(0))
+  # 500 // 20 items get exactly the floor of 20, the rest nothing (no item is at the floor yet).
+  assert sorted(np.unique(x)) == [0.0, 20.0] and (x == 20).sum() == 25
+
+
+def test_greedy_discoverability_spends_on_the_best_gain_per_impression(tiny_model):
   obs = _obs(40, 600)
   pol = gemb.policies.build("discoverability(cf=0.5, plan='greedy')")
   pol.prepare(P.PolicyContext(model=lambda: tiny_model))
-  a, b = pol.allocate(obs, np.random.default_rng(0)), pol.allocate(obs, np.random.default_rng(1))
-  np.testing.assert_array_equal(a, b)
+  a = pol.allocate(obs, np.random.default_rng(0))
   plan = pol.greedy_plan(obs)
   assert np.all(plan["ask"] <= pol.step_cap + 1e-9)
   funded = a > 0
@@ -67,9 +100,9 @@ def test_discoverability_is_deterministic_and_spends_on_promising_items(tiny_mod
   ).max(initial=0) - 1e-9
 
 
-def test_oracle_funds_only_viable_items_first():
+def test_truth_heuristic_funds_only_viable_items_first():
   obs = _obs(50, 300)
-  x = gemb.policies.build("oracle").allocate(obs, np.random.default_rng(0))
+  x = gemb.policies.build("truth_heuristic").allocate(obs, np.random.default_rng(0))
   viable = obs.truth["potential"] & (obs.truth["q"] > obs.config.bar) & (obs.age < 4)
   assert x.sum() <= 300 and np.all(x[~viable] == 0)
 
@@ -125,7 +158,7 @@ def test_paced_step_looks_past_the_period_cap():
   # 40), and a fast riser that gains a little within the cap.
   a, s, c = np.array([-9.0, -1.0]), np.array([2.0, 0.3]), np.array([4.0, -3.0])
   kw = dict(x0=10.0, impressions=np.zeros(2), cf=0.9, x_max=1000.0, grid=64,
-            posterior_mean=np.full(2, 0.4), prior=(8.0, 12.0), step_cap=40.0)
+            clicks=np.zeros(2), prior=(8.0, 12.0), step_cap=40.0)
   capped = P.plan_from_curve(a, s, c, pace=False, **kw)
   paced = P.plan_from_curve(a, s, c, pace=True, **kw)
   r_cap, r_pace = capped["gain"] / capped["ask"], paced["gain"] / paced["ask"]
@@ -224,9 +257,10 @@ def test_lookahead_allocation_fills_but_never_exceeds_both_budgets(n, budget, co
 
 def test_beta_binomial_weights_match_the_closed_form():
   import math
+  from gemb.coldstart.policies.lookahead import _beta_binomial
   a, b = np.array([6.0, 9.3, 30.0]), np.array([14.0, 21.0, 2.5])
   betaln = lambda x, y: math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
   for n in (1, 10, 40):
     ref = np.array([[math.comb(n, k) * math.exp(betaln(k + ai, n - k + bi) - betaln(ai, bi))
                      for k in range(n + 1)] for ai, bi in zip(a, b)])
-    np.testing.assert_allclose(P._beta_binomial(n, a, b), ref, atol=1e-12)
+    np.testing.assert_allclose(_beta_binomial(n, a, b), ref, atol=1e-12)

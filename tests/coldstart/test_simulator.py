@@ -6,7 +6,7 @@ import pytest
 
 from gemb.coldstart.episode import collect_logs, run_episode
 from gemb.coldstart.policies import N_ENGAGEMENT, Uniform
-from gemb.coldstart.simulator import BruteForceIndex, Simulator
+from gemb.coldstart.simulator import Simulator
 from gemb.errors import ConfigError, InputError
 
 
@@ -45,23 +45,33 @@ def test_potential_is_what_full_traffic_achieves(cal, static, small):
   assert np.all(sim.q[pot] > small.bar)  # only items above the bar can be admitted
 
 
-def test_brute_force_index_matches_numpy():
-  rng = np.random.default_rng(0)
-  emb, q = rng.normal(size=(300, 5)), rng.normal(size=(17, 5))
-  ids, scores = BruteForceIndex(chunk=8).build(emb).search(q, 7)
-  ref = np.argsort(-(q @ emb.T), axis=1)[:, :7]
-  np.testing.assert_array_equal(ids, ref)
-  np.testing.assert_allclose(scores, np.take_along_axis(q @ emb.T, ref, 1), rtol=1e-5)
+class _NumpyIndex:
+  """An independent reference for retrieval: argsort over all inner products in float64."""
+
+  def build(self, emb_nd, ids=None):
+    self.emb = np.asarray(emb_nd, np.float64)
+    return self
+
+  def search(self, queries_qd, k):
+    s = np.asarray(queries_qd, np.float64) @ self.emb.T
+    ids = np.argsort(-s, axis=1, kind="stable")[:, :k]
+    return ids, np.take_along_axis(s, ids, 1)
 
 
-def test_gemb_retriever_gives_the_same_run(cal, static, small):
-  import gemb
-  if "exact" not in gemb.retrievers:
-    pytest.skip("gemb.retrievers has no 'exact' backend")
-  a = run_episode(Simulator(cal, small, static, 2), Uniform(), "uniform", 2)
-  b = run_episode(Simulator(cal, small, static, 2, gemb.retrievers.get("exact")), Uniform(),
-                  "uniform", 2)
+def test_default_retriever_gives_the_run_of_a_numpy_reference(cal, static, small):
+  a, sa = _run(cal, static, 2, small)  # default: gemb.retrievers "exact"
+  sb = Simulator(cal, small, static, 2, _NumpyIndex)
+  b = run_episode(sb, Uniform(), "uniform", 2)
   assert a.discoverable_by_period == b.discoverable_by_period
+  np.testing.assert_array_equal(sa.recs, sb.recs)
+
+
+def test_admission_rule_by_hand():
+  from gemb.coldstart.simulator import admission
+  prior = (8.0, 12.0)  # prior mean 0.4
+  # (impressions, clicks): below the floor; at the floor, posterior (8+12)/40 = 0.5; just under.
+  n, k = np.array([19, 20, 20]), np.array([19, 12, 11])
+  np.testing.assert_array_equal(admission(n, k, prior, 20, 0.5), [False, True, False])
 
 
 def test_logs_have_traffic_and_labels(cal, static, small):

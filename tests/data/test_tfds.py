@@ -2,13 +2,13 @@
 
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds  # a core dependency (pyproject.toml): no skip
 
 import gemb
 from gemb.data import tfds as gtfds
 from gemb.errors import ConfigError, InputError
 from gemb.model.inputs import Audio, Image, Interleaved, Video
 
-tfds = pytest.importorskip("tensorflow_datasets")
 
 
 def same(a, b):
@@ -94,3 +94,22 @@ def test_tfds_errors(tmp_path):
   with pytest.raises(InputError, match="no field 'nope'"):
     gtfds.image_text({"image": np.zeros((2, 2, 3), np.uint8)}, text_key="nope")
   assert "coco_captions" in gtfds.ADAPTERS
+
+
+def test_tfds_source_satisfies_the_dataset_protocol(tmp_path):
+  # A tfds(...) dataset used to crash as eval.dataset on `source.records`.
+  from gemb.data.protocol import DatasetSource
+  gtfds.export("interleaved", str(tmp_path), splits=("test",), limit=4)
+  src = gemb.datasets.build(f"tfds(name='gemb_interleaved', data_dir='{tmp_path}')", split="test")
+  assert isinstance(src, DatasetSource) and src.task == "search result"
+  ids = {src[i]["id"] for i in range(len(src))}
+  assert len(src.records) == 4 and {r["id"] for r in src.records[:4]} == ids
+  assert src.records[0]["positive_id"] == src[0]["positive_id"]
+
+
+def test_adapters_are_a_listed_registry(capsys):
+  from gemb import cli, registry
+  assert gtfds.ADAPTERS is registry.ALL["tfds_adapters"]
+  assert cli.main(["list", "tfds_adapters"]) == 0
+  out = capsys.readouterr().out
+  assert "image_text" in out and "coco_captions" in out

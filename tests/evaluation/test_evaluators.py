@@ -142,10 +142,51 @@ def test_mscoco_protocol():
                           "mean_R@1"}
   assert all(v == 1.0 for v in perfect.values())
   data, table = paired_case(wrong_every=5)  # caption 0 of every image describes the next one
-  got = ev.__class__(data).evaluate(FakeModel(table))
+  model = FakeModel(table)
+  got = ev.__class__(data).evaluate(model)
   assert got["text_to_image/R@1"] == pytest.approx(0.8)
   assert got["image_to_text/R@5"] == 1.0  # 4 of its own captions are still in its top 5
-  assert got["text_to_image/R@5"] == pytest.approx(1.0) or got["text_to_image/R@5"] > 0.8
+  want = brute_force_paired(data, model)
+  assert got == pytest.approx(want)
+
+
+def brute_force_paired(data, embed, ks=(1, 5, 10)):
+  """R@K both ways by loops over the cosine matrix: text -> every image; image -> text for the
+  images that have a caption in `data` (an image without one has nothing to find)."""
+  a = unit(np.asarray(embed(list(data.items_a))))
+  b = unit(np.asarray(embed(list(data.items_b))))
+  sim_ba = b @ a.T
+  out = {}
+  for k in ks:
+    hits = [int(np.asarray(data.b_to_a)[j] in np.argsort(-sim_ba[j], kind="stable")[:k])
+            for j in range(len(b))]
+    out[f"text_to_image/R@{k}"] = float(np.mean(hits))
+    hits = []
+    for i in range(len(a)):
+      mine = {j for j in range(len(b)) if data.b_to_a[j] == i}
+      if mine:
+        hits.append(int(bool(mine & set(np.argsort(-sim_ba[:, i], kind="stable")[:k].tolist()))))
+    out[f"image_to_text/R@{k}"] = float(np.mean(hits))
+  out["mean_R@1"] = (out["text_to_image/R@1"] + out["image_to_text/R@1"]) / 2
+  return out
+
+
+def test_capped_captions_score_only_images_with_a_caption():
+  # 20 images x 5 captions, captions capped at 37: images 8..19 have no caption left, image 7
+  # has two. Image -> text must rank captions for the 8 images that have one (not score the
+  # other 12 as misses), text -> image still ranks all 20 images; both equal the brute force.
+  full, table = paired_case(n=20, per=5, wrong_every=3, seed=11)
+  capped = PairedData(full.items_a, full.items_b[:37], full.b_to_a[:37])
+  model = FakeModel(table, noise=0.6, seed=3)
+  ev = gemb.evaluators.get("mscoco")(capped)
+  assert ev.evaluate(model) == pytest.approx(brute_force_paired(capped, model))
+  got = ev.score(model)
+  assert got.n_queries == 37 and got.n_corpus == 20
+  assert len(got.per_query["image_to_text/R@1"][0]) == 8
+  perfect = gemb.evaluators.get("mscoco")(PairedData(full.items_a, full.items_b[:37],
+                                                     [a for a in full.b_to_a[:37]]))
+  clean = perfect.evaluate(FakeModel(paired_case(n=20, per=5, seed=11)[1]))
+  assert clean["image_to_text/R@10"] == 1.0 and clean["text_to_image/R@10"] == 1.0
 
 
 def test_vatex_protocol_text_to_video_ndcg():
@@ -184,7 +225,12 @@ def test_build_from_entry_and_suite_over_dims(tmp_path):
   assert curve[0] < curve[1] < curve[2]
   assert report["main_metric"] == {"tiny-retrieval": "ndcg@10", "tiny-coco": "mean_R@1"}
   table_md = format_table(report, all_metrics=True)
-  assert f"| tiny-retrieval | ndcg@10 | {100 * curve[0]:.2f} |" in table_md
+  ci = report["ci95"]["tiny-retrieval"]["4"]["ndcg@10"]
+  chance = report["chance"]["tiny-retrieval"]["ndcg@10"]
+  assert ci[0] <= curve[0] <= ci[1]
+  assert 0 < chance < 0.1  # 2 relevant of 200 documents
+  assert (f"| tiny-retrieval | test | 60 / 200 | ndcg@10 | {100 * chance:.2f} | "
+          f"{100 * curve[0]:.2f} [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}] |") in table_md
   assert "text_to_image/R@5" in table_md
 
   png = plot_metric_vs_dim(report, tmp_path / "curves.png")

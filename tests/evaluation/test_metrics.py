@@ -120,3 +120,21 @@ def test_accuracy_and_macro_f1():
   assert M.accuracy([1, 2, 3, 3], [1, 2, 3, 1]) == 0.75
   # class 1: tp1 fp1 fn0 -> 2/3; class 2: 1; class 3: tp1 fn1 -> 2/3
   assert M.macro_f1([1, 2, 3, 3], [1, 2, 3, 1]) == pytest.approx((2 / 3 + 1 + 2 / 3) / 3)
+
+
+@pytest.mark.parametrize("rel,n", [({3: 1}, 20), ({0: 1, 5: 1, 9: 1}, 12), ({1: 2, 2: 1}, 7),
+                                   ({0: 1, 1: 1}, 2), ({}, 5)])
+def test_chance_levels_equal_the_mean_over_every_ranking(rel, n):
+  # Exhaustive for the small corpora (every ordering equally likely), Monte Carlo for the rest.
+  import itertools
+  names = ["recall@3", "precision@4", "success@1", "success@5", "mrr@4", "mrr", "ndcg@3",
+           "ndcg@10", "map@5", "map"]
+  if n <= 7:
+    perms = [list(p) for p in itertools.permutations(range(n))]
+  else:
+    rng = np.random.default_rng(0)
+    perms = [rng.permutation(n).tolist() for _ in range(40000)]
+  brute = {k: v.mean() for k, v in M.per_query(perms, [rel] * len(perms), names).items()}
+  for name in names:
+    tol = 1e-12 if n <= 7 else 0.01
+    assert M.chance_at(name, rel, n) == pytest.approx(brute[name], abs=tol), name

@@ -105,7 +105,7 @@ def test_save_load_roundtrip(enc, tmp_path):
     gm.load(str(tmp_path))
   with pytest.raises(gemb.UnknownComponentError, match="tiny"):
     gm.load("tinyy")
-  with pytest.raises(gemb.ConfigError, match="Unknown model config key"):
+  with pytest.raises(gemb.ConfigError, match=r"unknown key\(s\) 'widht'.*Did you mean 'width'"):
     gm.load("tiny(widht=3)")
 
 

@@ -30,7 +30,7 @@ def test_empty_text(enc):
 
 def test_image_rank_channels_dtype(enc):
   _err(enc, ["x", gm.Image(np.zeros((8, 8), np.uint8))], "Item 1", "rank 3", "(8, 8)")
-  _err(enc, [gm.Image(np.zeros((8, 8, 4), np.uint8))], "Item 0", "3 (RGB) channels", "got 4")
+  _err(enc, [gm.Image(np.zeros((8, 8, 2), np.uint8))], "Item 0", "4 (RGBA) channels", "got 2")
   _err(enc, [gm.Image(np.zeros((8, 8, 3), np.int64))], "Item 0", "dtype", "int64")
   _err(enc, [gm.Image(np.full((8, 8, 3), 2.0, np.float32))], "Item 0", "[0, 1]")
 
@@ -55,14 +55,15 @@ def test_over_length_error_and_truncation(enc):
   assert "tiny" in msg
   trunc = gm.load("tiny(truncate=True)")
   vid = gm.Video(np.zeros((4, 16, 16, 3), np.uint8))  # 4 frames × 4 patches = 16 tokens
-  with pytest.warns(UserWarning, match="longer than max_len=128 tokens are truncated"):
+  with pytest.warns(gm.TruncationWarning, match=r"Item 0 \(text\+video\) kept 128 of 518 tokens"):
     e = trunc.embed([[vid, long_text]])
   assert e.shape == (1, 64) and np.isfinite(e).all()
-  # Truncation equals embedding the already-cut text.
+  # Truncation equals embedding the already-cut text, and text is cut with a warning too.
+  with pytest.warns(gm.TruncationWarning, match=r"Item 0 \(text\) kept 128 of 502 tokens"):
+    a = trunc.embed([long_text])
   with warnings.catch_warnings():
     warnings.simplefilter("error")
-    a = trunc.embed([long_text])  # text-only truncation is routine: no warning
-  b = trunc.embed(["x" * 126])
+    b = trunc.embed(["x" * 126])  # fits: no warning
   np.testing.assert_allclose(a, b, atol=1e-6)
 
 
@@ -71,9 +72,9 @@ def test_wrong_item_types(enc):
   _err(enc, [["a", ["nested"]]], "Item 0, part 1", "no nesting")
   _err(enc, [[]], "Item 0", "at least one part")
   with pytest.raises(InputError, match="list of items"):
-    enc.embed("just a string")
-  with pytest.raises(InputError, match="Matryoshka"):
-    enc.embed(["a"], dim=7)
+    enc.prepare("just a string")  # embed("...") gives one vector; prepare builds a batch
+  with pytest.raises(InputError, match="output size 64"):
+    enc.embed(["a"], dim=65)
   with pytest.raises(InputError, match="task"):
     enc.embed(["a"], task="")
 
@@ -109,8 +110,13 @@ def test_loaders(tmp_path):
   v2 = gm.load_video(d, fps=2.0)
   assert v2.frames.shape == (3, 16, 16, 3) and v2.fps == 2.0
   np.testing.assert_array_equal(v2.frames[1], np.asarray(frames[1]))
-  with pytest.raises(InputError, match="imageio"):
-    import importlib.util
-    if importlib.util.find_spec("imageio") is not None:
-      pytest.skip("imageio installed; the missing-dependency message cannot be shown")
+  with pytest.raises(InputError, match="x.mp4: no such file"):
+    gm.load_video(tmp_path / "x.mp4")
+
+
+def test_missing_ffmpeg_package_is_named(tmp_path, monkeypatch):
+  import sys
+  (tmp_path / "x.mp4").write_bytes(b"not a video")
+  monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # as if it were not installed
+  with pytest.raises(InputError, match="imageio-ffmpeg"):
     gm.load_video(tmp_path / "x.mp4")

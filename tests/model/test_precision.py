@@ -69,3 +69,16 @@ def _count_bf16_dots(jaxpr) -> int:
         if hasattr(inner, "eqns"):
           n += _count_bf16_dots(inner)
   return n
+
+
+def test_auto_matmul_dtype_follows_the_cpu_flags(tmp_path):
+  words = set(open("/proc/cpuinfo").read().split())  # the flags lines, read independently
+  if jax.default_backend() != "cpu":
+    want = "bfloat16"
+  else:
+    want = "bfloat16" if words & {"amx_bf16", "avx512_bf16"} else "float32"
+  enc = gm.load("tiny(matmul_dtype='auto')")
+  assert {layer.matmul_dtype for layer in enc.model.layers} == {want}
+  assert backbone.resolve_matmul_dtype("float32") == "float32"
+  enc.save(str(tmp_path))  # a saved "auto" model picks again where it is loaded
+  assert gm.load(str(tmp_path)).config.matmul_dtype == "auto"

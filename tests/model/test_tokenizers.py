@@ -51,7 +51,9 @@ def test_video_frames_temporal_positions():
   x = np.random.default_rng(0).random((10, 20, 20, 3), dtype=np.float32)
   out = tok(x)
   assert out.modality == T.VIDEO and out.patches_np.shape == (4 * 4, 192)
-  assert out.pos_n3[:, 0].tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4
+  # 4 of 10 frames at 1 fps (frames 0, 3, 6, 9): time positions in seconds / time_step (0.25 s)
+  assert out.pos_n3[:, 0].tolist() == [0] * 4 + [12] * 4 + [24] * 4 + [36] * 4
+  assert tok(x, fps=4.0).pos_n3[::4, 0].tolist() == [0, 3, 6, 9]
   assert len(tok(x[:2])) == 8  # fewer frames than max: all kept
   np.testing.assert_array_equal(tok(x).patches_np, out.patches_np)
 

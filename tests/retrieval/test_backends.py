@@ -83,7 +83,7 @@ def test_scann_recall_at_10_on_100k_corpus():
   q /= np.linalg.norm(q, axis=1, keepdims=True)
   truth, _ = gemb.retrievers.get("exact")().build(x).search(q, 10)
   index = gemb.retrievers.get("scann")().build(x)
-  assert index.num_leaves == 316  # sqrt(n): parameters come from the corpus size
+  assert index.resolved["num_leaves"] == 316  # sqrt(n): parameters come from the corpus size
   found, scores = index.search(q, 10)
   r = recall(found, truth)
   assert r >= 0.95, r
@@ -94,7 +94,7 @@ def test_scann_small_corpus_is_brute_force_and_exact():
   x = clustered(500, 16, seed=6)
   q = clustered(20, 16, seed=7)
   index = gemb.retrievers.get("scann")().build(x, np.arange(500) * 3)
-  assert index.num_leaves == 0
+  assert index.resolved["num_leaves"] == 0
   ids, s = index.search(q, 10)
   want_ids, want_s = brute(x, q, 10, np.arange(500) * 3)
   np.testing.assert_array_equal(ids, want_ids)
@@ -124,7 +124,7 @@ def test_add_and_remove_match_rebuilt_index(spec):
 def test_scann_tree_add_remove():
   x = clustered(30_000, 32, seed=11)
   index = gemb.retrievers.get("scann")().build(x[:25_000], np.arange(25_000) + 10)
-  assert index.num_leaves > 0
+  assert index.resolved["num_leaves"] > 0
   index.add(x[25_000:], np.arange(25_000, 30_000) + 10)
   index.remove(np.arange(10, 5010))
   ids, _ = index.search(x[:6000], 5)
@@ -261,7 +261,7 @@ def test_scann_quantizes_any_dimension():
   q = x[:50] + 0.05 * rng.normal(size=(50, 33)).astype(np.float32)
   exact_ids, exact_scores = gemb.retrievers.get("exact")().build(x).search(q, 10)
   index = gemb.retrievers.get("scann")().build(x)
-  assert index.num_leaves  # the quantized path, not brute force
+  assert index.resolved["num_leaves"]  # the quantized path, not brute force
   ids, scores = index.search(q, 10)
   recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(ids, exact_ids)])
   assert recall >= 0.9, recall
@@ -295,7 +295,7 @@ def _corpus_and_near_queries(n: int, seed: int, d: int = 64, n_q: int = 100):
 def test_scann_ah_without_tree_on_a_small_corpus():
   x, q = _corpus_and_near_queries(4000, seed=20)
   index = gemb.retrievers.get("scann(brute_force_below=0)")().build(x)
-  assert index.num_leaves == 0 and index.reorder > 0  # quantized, not brute force
+  assert index.resolved["num_leaves"] == 0 and index.resolved["reorder"] > 0  # quantized, not brute force
   found, _ = index.search(q, 10)
   assert recall(found, brute(x, q, 10)[0]) >= 0.97
   index.remove(np.arange(100))
@@ -304,8 +304,8 @@ def test_scann_ah_without_tree_on_a_small_corpus():
 
 def test_scann_small_tree_when_brute_force_is_turned_off():
   x, q = _corpus_and_near_queries(8000, seed=23)
-  index = gemb.retrievers.get("scann(brute_force_below=0)")().build(x)
-  assert index.num_leaves == 89 and index.leaves_to_search == 29
+  index = gemb.retrievers.get("scann(brute_force_below=0, target_recall=None)")().build(x)
+  assert index.resolved["num_leaves"] == 89 and index.resolved["leaves_to_search"] == 29
   found, _ = index.search(q, 10)
   assert recall(found, brute(x, q, 10)[0]) >= 0.95
 
@@ -323,3 +323,63 @@ def test_scann_soar_is_opt_in_and_refuses_remove():
   assert len(index) == 25_003
   with pytest.raises(gemb.InputError, match="needs a tree"):
     gemb.retrievers.get("scann(soar_lambda=1.5)")().build(x[:500])
+
+
+def _gaussian(n, d, seed):
+  x = np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+  return x / np.linalg.norm(x, axis=1, keepdims=True)
+
+
+def test_scann_resolves_automatic_parameters_per_build_and_keeps_the_arguments():
+  """One index object built on a small corpus and then on a large one gets the large corpus's
+  tree: the automatic parameters are not written over the constructor's arguments."""
+  from gemb.retrieval.scann_index import auto_params
+  index = gemb.retrievers.build("scann")
+  index.build(clustered(1000, 32, seed=30))
+  assert index.resolved["num_leaves"] == 0  # brute force below 20k
+  x = clustered(30_000, 32, seed=31)
+  index.build(x)
+  assert index.resolved["num_leaves"] == auto_params(30_000, 32)["num_leaves"] == 173
+  assert index.params()["num_leaves"] is None and index.params()["reorder"] is None
+  q = x[:200]
+  found, _ = index.search(q, 10)
+  assert recall(found, brute(x, q, 10)[0]) >= 0.9
+  index.build(clustered(800, 32, seed=32))  # and back down: exact again
+  assert index.resolved["num_leaves"] == 0
+
+
+def test_scann_default_keeps_recall_on_unstructured_vectors():
+  """20k Gaussian unit vectors (no clusters for the tree to use), queries = corpus points + noise
+  0.05 per coordinate: the default index measures its recall at build time and searches more
+  until recall@10 >= 0.95 against exact search (with the parameters tuned on clustered data alone
+  it was 0.65)."""
+  x = _gaussian(20_000, 64, seed=40)
+  rng = np.random.default_rng(41)
+  q = x[rng.integers(0, len(x), 400)] + 0.05 * rng.normal(size=(400, 64)).astype(np.float32)
+  index = gemb.retrievers.build("scann")
+  index.build(x)
+  assert index.resolved["num_leaves"] > 0  # the approximate path, not brute force
+  found, _ = index.search(q, 10)
+  r = recall(found, brute(x, q, 10)[0])
+  assert r >= 0.95, (r, index.resolved)
+  assert index.resolved["measured_recall"] >= 0.95
+
+
+def test_scann_target_recall_leaves_explicit_knobs_alone_and_warns():
+  x = _gaussian(20_000, 32, seed=42)
+  with pytest.warns(RuntimeWarning, match="below target_recall=0.99"):
+    index = gemb.retrievers.build("scann(leaves_to_search=2, reorder=20, target_recall=0.99)")
+    index.build(x)
+  assert index.resolved["leaves_to_search"] == 2 and index.resolved["reorder"] == 20
+  assert index.resolved["measured_recall"] < 0.99
+  with pytest.raises(gemb.InputError, match="target_recall"):
+    gemb.retrievers.build("scann(target_recall=1.5)")
+
+
+def test_scann_save_load_keeps_arguments_and_resolved(tmp_path):
+  x = _gaussian(20_000, 32, seed=43)
+  index = gemb.retrievers.build("scann").build(x)
+  index.save(tmp_path / "idx")
+  back = gemb.retrievers.get("scann").load(tmp_path / "idx")
+  assert back.params() == index.params() and back.resolved == index.resolved
+  np.testing.assert_array_equal(back.search(x[:50], 10)[0], index.search(x[:50], 10)[0])

@@ -1,4 +1,4 @@
-"""One of N processes (or a lone reference run) running recipes/train.py:tiny, shrunk hard.
+"""One of N processes (or a lone reference run) running gemb/recipes/train.py:tiny, shrunk hard.
 
 usage: multiprocess_recipe_worker.py WORKDIR [PORT PROCESS_ID NUM_PROCESSES]
 

@@ -40,6 +40,8 @@ def test_mixture_is_a_function_of_the_step_and_splits_over_processes():
 
 
 def test_mixture_bad_input():
+  with pytest.raises(ConfigError, match="do not declare `task`"):
+    data.Mixture({"a": list(toy.pairs(4))}, {"a": 1.0}, 4)
   with pytest.raises(ConfigError, match="no tasks"):
     data.Mixture({}, {}, 8)
   with pytest.raises(ConfigError, match="rates must be >= 0"):
@@ -63,6 +65,12 @@ def test_batcher_ids_negatives_and_prompt_dropout():
   rates = [data.PairBatcher(toy.prepare, prompt_dropout=0.3)(pairs, "toy", s)["query"]["tokens"]
            [0, 0] == dropped[0, 0] for s in range(200)]
   assert 0.2 < np.mean(rates) < 0.4
+  # Per example: within one batch some queries keep the prompt and some lose it.
+  many = toy.pairs(64)
+  half = data.PairBatcher(toy.prepare, prompt_dropout=0.5)(many, "toy", 0)["query"]["tokens"]
+  bare = toy.prepare([p["query"] for p in many])["tokens"]
+  kept = (half != bare).any(axis=1)
+  assert 16 < kept.sum() < 48
   with pytest.raises(InputError, match="lacks 'query' or 'positive'"):
     data.PairBatcher(toy.prepare)([{"query": "x"}], "t", 0)
 

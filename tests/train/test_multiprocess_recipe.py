@@ -63,7 +63,7 @@ def test_recipe_two_processes_equal_one(tmp_path):
   for k in s1["soup"]["scores"]:
     np.testing.assert_allclose(s2["soup"]["scores"][k], s1["soup"]["scores"][k], atol=1e-6,
                                err_msg=k)
-  for k in ("eval_before", "eval_after"):
+  for k in ("validation_before", "validation_after"):
     for m in s1[k]:
       np.testing.assert_allclose(s2[k][m], s1[k][m], atol=1e-6, err_msg=f"{k}/{m}")
   for st in ("prefinetune", "finetune"):

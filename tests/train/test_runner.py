@@ -1,4 +1,4 @@
-"""The `train` run kind on recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
+"""The `train` run kind on gemb/recipes/train.py:tiny: stages, checkpoints, soup, outputs, resume;
 and the partition spec of every parameter per recipe variant against a golden file."""
 
 import json
@@ -14,26 +14,54 @@ from gemb import run as run_lib
 GOLDEN = pathlib.Path(__file__).parent.parent / "golden"
 
 
-@pytest.mark.slow
 def test_tiny_recipe_runs_stages_soup_and_resumes(tmp_path, monkeypatch):
   monkeypatch.setenv("GEMB_PROGRESS", "0")
-  over = ["stages.prefinetune.steps=6", "stages.finetune.steps=6", "checkpoint.every=2",
-          "eval.max_queries=20"]
+  over = ["stages.prefinetune.steps=2", "stages.finetune.steps=2", "checkpoint.every=1",
+          "eval.max_queries=16", "stages.prefinetune.batch_size=8",
+          "stages.finetune.batch_size=8", "stages.finetune.tasks=(('text-pairs', 1.0),)",
+          "checkpoint.keep_finished=2"]
   s = run_lib.run_recipe("train:tiny", over, str(tmp_path))
-  assert set(s) >= {"eval_before", "stage/prefinetune", "stage/finetune", "soup", "eval_after"}
+  assert set(s) >= {"validation_before", "stage/prefinetune", "stage/finetune", "soup",
+                    "validation_after", "test"}
   assert s["soup"]["method"] == "greedy" and s["soup"]["kept"]
-  assert s["soup"]["scores"]["soup"] >= max(v for k, v in s["soup"]["scores"].items()
-                                             if k != "soup")
+  assert set(s["soup"]["scores"]) == {"prefinetune/final", "step1", "step2", "soup"}
+  # The saved model is the soup: its validation score, measured afresh from the folder, is the
+  # one the soup was chosen with, and the reported test numbers are of that model.
+  from gemb import model as model_lib
+  from gemb.evaluation.runner import make_embed_fn
+  from gemb.train.runner import evaluator
+  cfg = config_lib.load_config(config_lib.find_recipe("train:tiny"))
+  config_lib.apply_overrides(cfg, over)
+  saved = model_lib.load(str(tmp_path / "model"))
+  val = evaluator(cfg, "validation").evaluate(make_embed_fn(saved))
+  assert val["mrr"] == pytest.approx(s["soup"]["scores"]["soup"], abs=1e-6)
+  assert s["validation_after"]["mrr"] == pytest.approx(val["mrr"], abs=1e-6)
+  test = evaluator(cfg, "test").score(make_embed_fn(saved))
+  assert s["test"]["trained"]["mrr"] == pytest.approx(test.values["mrr"], abs=1e-6)
+  assert s["test"]["n_queries"] == 174  # the whole docstring test split, not eval.max_queries
+  lo, hi = s["test"]["trained_ci95"]["mrr"]
+  assert lo <= test.values["mrr"] <= hi
+  assert saved.prompts == {"search result": "task: search result | query: "}  # text-pairs' task
   for f in ("summary.json", "curves.png", "partition_specs.json", "model/model.safetensors"):
     assert (tmp_path / f).is_file(), f
   kept = sorted(int(p.name) for p in (tmp_path / "ckpt" / "finetune").iterdir() if p.name.isdigit())
-  assert kept == [4, 6]  # keep-last-2
+  assert kept == [1, 2]  # keep-last-2 while training, and keep_finished=2 after
   recs = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert any("finetune/loss" in r and "finetune/lr" in r and "finetune/examples_per_s" in r
              for r in recs)
+  assert any("finetune/val/mrr" in r for r in recs)
   again = run_lib.run_recipe("train:tiny", over, str(tmp_path))  # finished stages: resumed at end
-  assert again["stage/finetune"]["resumed_from"] == 6
-  assert again["stage/prefinetune"]["resumed_from"] == 6
+  assert again["stage/finetune"]["resumed_from"] == 2
+  assert again["stage/prefinetune"]["resumed_from"] == 2
+
+
+def test_bad_soup_method_fails_before_training(tmp_path):
+  from _helpers import REPO, run_gemb
+  out = run_gemb(["run", "train:tiny", "--set", "soup.method=best", "--workdir",
+                  str(tmp_path / "w")], cwd=REPO)
+  assert out.returncode == 2, out.stderr[-2000:]
+  assert "soup.method must be one of none, uniform, greedy; got 'best'" in out.stderr
+  assert not (tmp_path / "w").exists()  # refused before the workdir was made
 
 
 def _specs_for(variant):

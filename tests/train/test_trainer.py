@@ -125,6 +125,9 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     def local_pairs(self, step):
       return ("poison", good.local_pairs(step)[1]) if step == 3 else good.local_pairs(step)
 
+    def prompt_task(self, name):  # the batcher sees "poison" as the task of step 3
+      return name
+
   class PoisonBatcher(data.PairBatcher):
     def __call__(self, pairs, task, step):
       out = super().__call__(pairs, task, step)
@@ -148,3 +151,21 @@ def test_checkpoint_of_another_model_shape_is_refused(tmp_path):
   big = _trainer(toy.ToyEncoder(width=24))
   with pytest.raises(ConfigError, match=r"another model: parameter .* has shape"):
     ckpt.restore(1, big.state())
+
+
+def test_checkpointer_prune_keeps_the_latest_on_disk(tmp_path):
+  tr = _trainer()
+  ckpt = checkpoint.Checkpointer(tmp_path / "ckpt", every=1, keep=3, async_save=False)
+  for step in (1, 2, 3):
+    ckpt.save(step, tr.state(), {})
+  ckpt.wait()
+
+  def on_disk():
+    return sorted(int(p.name) for p in (tmp_path / "ckpt").iterdir() if p.name.isdigit())
+  assert on_disk() == [1, 2, 3]
+  assert ckpt.prune(1) == [1, 2] and on_disk() == [3]
+  ckpt.restore(3, tr.state())  # the kept one still restores
+  assert ckpt.prune(0) == [3] and on_disk() == []
+  with pytest.raises(ConfigError, match="keep_finished must be >= 0"):
+    ckpt.prune(-1)
+  ckpt.close()

@@ -35,22 +35,29 @@ class ToyEncoder(nnx.Module):
 
 
 def prepare(items, task=None):
-  """Words -> hashed token ids, fixed length SEQ; a task adds a prompt token."""
+  """Words -> hashed token ids, fixed length SEQ; a task (one, or one per item) adds a prompt
+  token."""
   tok = np.zeros((len(items), SEQ), np.int32)
   mask = np.zeros((len(items), SEQ), bool)
-  for i, text in enumerate(items):
-    words = ([f"<task:{task}>"] if task else []) + str(text).split()
+  tasks = list(task) if isinstance(task, (list, tuple)) else [task] * len(items)
+  for i, (text, t) in enumerate(zip(items, tasks)):
+    words = ([f"<task:{t}>"] if t else []) + str(text).split()
     ids = [zlib.crc32(w.encode()) % (VOCAB - 1) + 1 for w in words][:SEQ]
     tok[i, :len(ids)] = ids
     mask[i, :len(ids)] = True
   return {"tokens": tok, "mask": mask}
 
 
-def pairs(n: int, seed: int = 0, negatives: int = 0):
+class Pairs(list):
+  """A list of pair dicts that declares its task, as every gemb.datasets source does."""
+  task = "toy"
+
+
+def pairs(n: int, seed: int = 0, negatives: int = 0) -> Pairs:
   """Synthetic pairs: query "a3 a17 a5", positive "b3 b17 b5" (no shared words, so an untrained
   model is near chance and only training can link a_i to b_i); held-out pairs recombine words."""
   rng = np.random.default_rng(seed)
-  out = []
+  out = Pairs()
   for _ in range(n):
     ids = rng.choice(NWORDS, 3, replace=False)
     pr = {"query": " ".join(f"a{i}" for i in ids), "positive": " ".join(f"b{i}" for i in ids),
