@@ -126,11 +126,7 @@ class Encoder:
         elif isinstance(p, I.Audio):
           row.append(self._audio_tokens(p, where(j), None, notes))
         else:
-<<<<<<< HEAD
-          row.append(self._media(self.video_tokenizer, I.check_video(p, where(j)), (i, j), batched))
-=======
           row.append(self._video_tokens(p, where(j), notes))
->>>>>>> main
       if task is not None and not isinstance(parts[0], I.Text):
         slots.append((i, -1))
         texts.append(task_prompt(task).rstrip())
@@ -154,7 +150,6 @@ class Encoder:
           "shorten the inputs) to keep them whole."), stacklevel=3)
     return packed
 
-<<<<<<< HEAD
   @staticmethod
   def _media(tok, x, slot: tuple[int, int], batched: dict) -> PartTokens | None:
     """`tok(x)`, or None with `x` queued for one `tok.tokenize_batch` call over the items."""
@@ -165,8 +160,6 @@ class Encoder:
     batched[id(tok)][2].append(slot)
     return None
 
-  def _fit(self, index: int, parts: list[PartTokens]) -> _Packed:
-=======
   def _check_prompt(self, task: str) -> None:
     """A task prompt that leaves the query less than a quarter of max_len is an error, not a cut."""
     n = len(self.text_tokenizer.encode_batch([task_prompt(task)])[0])
@@ -207,7 +200,6 @@ class Encoder:
     return interleave_by_time([(vt, tok.time_step), (at, self.audio_tokenizer.time_step)])
 
   def _fit(self, index: int, parts: list[PartTokens], notes: list[str] | None = None) -> Packed:
->>>>>>> main
     """Checks an item's length against max_len; truncates from the end when configured."""
     budget = self.config.max_len - 2
     n = sum(len(p) for p in parts)

@@ -33,7 +33,13 @@ from flax import nnx
 import gemb.registry
 from gemb.errors import ConfigError
 from gemb.model import efficientnet as E
-from gemb.model.tokenizers import IMAGE, VIDEO, PartTokens, PatchTokenizer, _grid_pos, _resize
+from gemb.model.inputs import resize_rgb, to_unit
+from gemb.model.tokenizers import IMAGE, VIDEO, PartTokens, PatchTokenizer, _grid_pos
+
+
+def _resize(x_hwc: np.ndarray, h: int, w: int) -> np.ndarray:
+  """Pixels (uint8 or float in [0, 1]) → float32 [h, w, 3] in [0, 1] (inputs.resize_rgb)."""
+  return to_unit(resize_rgb(x_hwc, h, w)).astype(np.float32)
 
 _BATCH_LADDER = (1, 8, 32)  # tower batch sizes (each compiles once per image size)
 
@@ -49,6 +55,26 @@ def _tower(variant: str):
     return nnx.merge(graphdef, state).features(E.normalize(x_bhwc))
 
   return state, features
+
+
+@functools.lru_cache(maxsize=4)
+def classifier(variant: str) -> tuple[np.ndarray, np.ndarray]:
+  """The tower's ImageNet classifier (kernel [1280, 1000], bias [1000]) as float32 numpy."""
+  state, _ = _tower(variant)
+  return (np.asarray(state["fc"]["kernel"][...], np.float32),
+          np.asarray(state["fc"]["bias"][...], np.float32))
+
+
+def class_probs(variant: str, cells_nc: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+  """softmax(classifier(cell) / temperature) of each cell's raw (pooled) features [n, 1000].
+
+  The classifier is linear after global average pooling, so the cells' logits average to the
+  image's logits: a cell's distribution is what ImageNet sees in that part of the picture.
+  """
+  w, b = classifier(variant)
+  z = (cells_nc.astype(np.float32) @ w + b) / temperature
+  z = np.exp(z - z.max(-1, keepdims=True))
+  return z / z.sum(-1, keepdims=True)
 
 
 def tower_features(variant: str, x_bhwc: np.ndarray) -> np.ndarray:
@@ -80,6 +106,7 @@ def adaptive_pool(feat_hwc: np.ndarray, grid: int) -> np.ndarray:
 
 
 TOKEN_NORM = 8.0
+N_CLASSES = 1000
 
 
 def standardize(cells_nc: np.ndarray) -> np.ndarray:
@@ -167,8 +194,11 @@ def _shared_cache(key: tuple, max_bytes: int, directory: str) -> FeatureCache:
 class _TowerTokenizer(PatchTokenizer):
   """Shared machinery: resize, hash, look up, run the tower on the misses, pool, store."""
 
-  def __init__(self, variant: str, size: int, grid: int, cache_mb: float, cache_dir: str):
+  def __init__(self, variant: str, size: int, grid: int, cache_mb: float, cache_dir: str,
+               head: bool = False, temperature: float = 1.0):
     E.variant_of(variant)
+    if not temperature > 0:
+      raise ConfigError(f"{type(self).__name__}: temperature must be > 0, got {temperature}.")
     fmap = -(-size // 32)  # the tower downsamples by 32 with "SAME" padding
     if not 1 <= grid <= fmap:
       raise ConfigError(f"{type(self).__name__}: grid {grid} must be between 1 and the feature "
@@ -176,9 +206,13 @@ class _TowerTokenizer(PatchTokenizer):
     if cache_mb < 0:
       raise ConfigError(f"cache_mb must be >= 0, got {cache_mb}.")
     self.variant, self.size, self.grid = variant, size, grid
-    self.patch_dim = 1280
-    self.cache = _shared_cache((variant, size, grid, cache_dir), int(cache_mb * 2 ** 20), cache_dir)
-    self._salt = f"{variant}/{size}/{grid}/".encode()
+    self.head, self.temperature = bool(head), float(temperature)
+    # With the head: [1000 class probabilities, 1280 standardized features] per cell.
+    self.patch_dim = N_CLASSES * self.head + 1280
+    kind = f"head{self.temperature!r}" if self.head else "features"
+    self.cache = _shared_cache((variant, size, grid, cache_dir, kind), int(cache_mb * 2 ** 20),
+                               cache_dir)
+    self._salt = f"{variant}/{size}/{grid}/{kind}/".encode()
 
   def bytes_per_image(self) -> int:
     return self.grid * self.grid * self.patch_dim * 2
@@ -201,7 +235,10 @@ class _TowerTokenizer(PatchTokenizer):
       x = np.stack([_resize(images[i], self.size, self.size) for i in todo.values()])
       feat = tower_features(self.variant, x.astype(np.float32))
       for (k, i), f in zip(todo.items(), feat):
-        cells = standardize(adaptive_pool(f, self.grid).reshape(-1, f.shape[-1]))
+        raw = adaptive_pool(f, self.grid).reshape(-1, f.shape[-1])
+        cells = standardize(raw)
+        if self.head:
+          cells = np.concatenate([class_probs(self.variant, raw, self.temperature), cells], -1)
         cells = cells.astype(np.float16)
         self.cache.put(k, cells)
         out[i] = cells
@@ -217,8 +254,9 @@ class EffNetImage(_TowerTokenizer):
   modality = IMAGE
 
   def __init__(self, variant: str = "lite0", image_size: int = 224, grid: int = 7,
-               cache_mb: float = 512, cache_dir: str = ""):
-    super().__init__(variant, image_size, grid, cache_mb, cache_dir)
+               cache_mb: float = 512, cache_dir: str = "", head: bool = False,
+               temperature: float = 1.0):
+    super().__init__(variant, image_size, grid, cache_mb, cache_dir, head, temperature)
     self.max_pos = grid
 
   def __call__(self, x_hwc: np.ndarray) -> PartTokens:
@@ -236,14 +274,20 @@ class EffNetVideo(_TowerTokenizer):
   modality = VIDEO
 
   def __init__(self, variant: str = "lite0", frame_size: int = 224, grid: int = 2,
-               max_frames: int = 8, cache_mb: float = 512, cache_dir: str = ""):
-    super().__init__(variant, frame_size, grid, cache_mb, cache_dir)
+               max_frames: int = 8, cache_mb: float = 512, cache_dir: str = "",
+               head: bool = False, temperature: float = 1.0):
+    super().__init__(variant, frame_size, grid, cache_mb, cache_dir, head, temperature)
     if max_frames < 1:
       raise ConfigError(f"effnet_video: max_frames must be >= 1, got {max_frames}.")
     self.max_frames = max_frames
     self.max_pos = max(grid, max_frames)
 
-  def __call__(self, x_thwc: np.ndarray) -> PartTokens:
+  # main's video interface (`Encoder._video_tokens`): the sampled frame's index is its time
+  # position, one step per frame whatever the frame rate.
+  time_step = 1.0
+  max_seconds = 3600.0
+
+  def __call__(self, x_thwc: np.ndarray, fps: float = 1.0) -> PartTokens:
     return self.tokenize_batch([x_thwc])[0]
 
   def _frames(self, x_thwc: np.ndarray) -> list[np.ndarray]:

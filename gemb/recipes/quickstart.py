@@ -50,15 +50,11 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
                  "minilm-l6(max_len=64, image_tokenizer='image_patches(image_size=48, patch=8)', "
                  "video_tokenizer='video_frames(frame_size=48, patch=16, max_frames=4)')")
   train.seq_len = 64
-<<<<<<< HEAD:recipes/quickstart.py
   if variant == "tower":
     # 49 tower tokens per image (7×7 at 224 px) + a caption or a modifier; 4 frames × 2×2 per clip.
     train.model = "minilm-l6-effnet(max_len=96)"
     train.seq_len = 96
-  train.eval.dataset = "emoji(languages=('en',))"
-=======
   train.eval.dataset = "emoji(languages=('en',))"  # validation split: stage ends and the soup
->>>>>>> main:gemb/recipes/quickstart.py
   train.eval.max_queries = 16 if tiny else 100
   train.eval.test = False  # the quickstart reports its own test suite below
   emoji = "emoji(languages=('en', 'de', 'fr', 'es'))"

@@ -14,7 +14,8 @@ import gemb.model as gm
 from gemb.errors import ConfigError
 from gemb.model import efficientnet as E
 from gemb.model import tower_tokenizers as TT
-from gemb.model.tokenizers import IMAGE, VIDEO, _resize
+from gemb.model.tokenizers import IMAGE, VIDEO
+from gemb.model.tower_tokenizers import _resize
 
 RNG = np.random.default_rng(0)
 # 64 px (a 2×2 feature map) keeps the tower cheap; batches stay ≤ 8 so one program compiles.
