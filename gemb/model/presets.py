@@ -66,9 +66,10 @@ def minilm_l6_effnet(**overrides) -> Preset:
   max_len 128 holds an image with up to 77 text tokens.
   """
   base = dict(max_len=128,
-              image_tokenizer="effnet_image(variant='lite0', image_size=224, grid=7, head=True)",
+              image_tokenizer="effnet_image(variant='lite0', image_size=224, grid=7, head=True, "
+                              "temperature=2.0)",
               video_tokenizer="effnet_video(variant='lite0', frame_size=128, grid=2, max_frames=4, "
-                              "head=True)")
+                              "head=True, temperature=2.0)")
   text = minilm_l6(**{**base, **overrides})
   return Preset(text.config, lambda model: bridge_towers(text.init_weights(model), text.config))
 
