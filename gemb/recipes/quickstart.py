@@ -16,7 +16,8 @@
 Variants: "" (the README's main job, about 10 minutes on 2 CPU cores), "tiny" (the tiny preset
 and a few steps of each part: it checks the wiring, not the numbers), "tower" (the main job on
 `minilm-l6-effnet`: images and video frames through a frozen ImageNet EfficientNet-Lite0, LiT;
-only the tower features' projection and the backbone train).
+only the tower features' projection, started by the label-text bridge (gemb.model.bridge), and
+the backbone train).
 """
 
 import ml_collections
