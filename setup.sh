@@ -3,8 +3,7 @@
 # Idempotent: a second run only checks what is there.
 #   bash setup.sh         the library, the `gemb` command and the built-in assets
 #   bash setup.sh test    also the test tools and the first-party plugin packages in plugins/
-#   bash setup.sh mteb    also the mteb package (and torch's CPU wheel) for the mteb adapter, and
-#                         the torch reference of the image tower
+#   bash setup.sh mteb    also the mteb package (and torch's CPU wheel) for the mteb adapter
 set -euo pipefail
 cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
@@ -17,9 +16,6 @@ if [ "${1:-}" = "test" ]; then
   done
 elif [ "${1:-}" = "mteb" ]; then
   pip_install -e ".[test,mteb]"
-  # The torch reference of EfficientNet-Lite that tests/model/test_efficientnet_torch.py checks
-  # gemb's tower against (its only dependency, torch, comes with the mteb extra).
-  pip_install --no-deps "efficientnet-lite-pytorch==0.1.0"
 else
   pip_install -e .
 fi

@@ -10,6 +10,8 @@ import dataclasses
 import os
 from typing import Callable
 
+import numpy as np
+
 import gemb.registry
 from gemb.config import dataclass_from
 from gemb.errors import ConfigError
@@ -57,9 +59,35 @@ def minilm_l6_effnet(**overrides) -> Preset:
 
   Images become the tower's 7×7 feature map at 224 px (49 tokens), video frames its map at
   128 px pooled to 2×2 (4 tokens a frame, 4 frames); only the projection of those features into
-  the backbone (`patch_embeds/...`) is new. Audio is trained from scratch (`audio_logmel`).
+  the backbone (`patch_embeds/...`) is new. With ``head=True`` in a tower tokenizer (the default
+  here) each token also carries the cell's ImageNet class distribution, and the label-text
+  bridge (gemb.model.bridge) initialises that modality's projection from MiniLM's word
+  embeddings of the class names. Audio is trained from scratch (`audio_logmel`).
   max_len 128 holds an image with up to 77 text tokens.
   """
-  base = dict(max_len=128, image_tokenizer="effnet_image(variant='lite0', image_size=224, grid=7)",
-              video_tokenizer="effnet_video(variant='lite0', frame_size=128, grid=2, max_frames=4)")
-  return minilm_l6(**{**base, **overrides})
+  base = dict(max_len=128,
+              image_tokenizer="effnet_image(variant='lite0', image_size=224, grid=7, head=True, "
+                              "temperature=2.0)",
+              video_tokenizer="effnet_video(variant='lite0', frame_size=128, grid=2, max_frames=4, "
+                              "head=True, temperature=2.0)")
+  text = minilm_l6(**{**base, **overrides})
+  return Preset(text.config, lambda model: bridge_towers(text.init_weights(model), text.config))
+
+
+def bridge_towers(model: EmbeddingModel, cfg: ModelConfig) -> EmbeddingModel:
+  """The label-text bridge (gemb.model.bridge) on every tower tokenizer of `cfg` with head=True."""
+  from gemb.model import bridge
+  from gemb.model import efficientnet as E
+  from gemb.model.tokenizers import IMAGE, VIDEO
+  text = gemb.registry.tokenizers.build(cfg.text_tokenizer)
+  word_emb = None
+  for modality, spec in ((IMAGE, cfg.image_tokenizer), (VIDEO, cfg.video_tokenizer)):
+    tok = gemb.registry.tokenizers.build(spec)
+    if not getattr(tok, "head", False):
+      continue
+    if word_emb is None:
+      word_emb = np.asarray(model.word_emb.embedding[...], np.float32)
+      e_class = bridge.class_text_embeddings(
+          word_emb, text, bridge.class_names(E.imagenet_classes()))
+    bridge.bridge_patch_embed(model.patch_embeds[str(modality)], e_class)
+  return model

@@ -53,6 +53,26 @@ def _tower(variant: str):
   return state, features
 
 
+@functools.lru_cache(maxsize=4)
+def classifier(variant: str) -> tuple[np.ndarray, np.ndarray]:
+  """The tower's ImageNet classifier (kernel [1280, 1000], bias [1000]) as float32 numpy."""
+  state, _ = _tower(variant)
+  return (np.asarray(state["fc"]["kernel"][...], np.float32),
+          np.asarray(state["fc"]["bias"][...], np.float32))
+
+
+def class_probs(variant: str, cells_nc: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+  """softmax(classifier(cell) / temperature) of each cell's raw (pooled) features [n, 1000].
+
+  The classifier is linear after global average pooling, so the cells' logits average to the
+  image's logits: a cell's distribution is what ImageNet sees in that part of the picture.
+  """
+  w, b = classifier(variant)
+  z = (cells_nc.astype(np.float32) @ w + b) / temperature
+  z = np.exp(z - z.max(-1, keepdims=True))
+  return z / z.sum(-1, keepdims=True)
+
+
 def tower_features(variant: str, x_bhwc: np.ndarray) -> np.ndarray:
   """The tower's feature maps [B, h, w, C] of float32 images in [0, 1], in padded batches."""
   state, fn = _tower(variant)
@@ -82,6 +102,7 @@ def adaptive_pool(feat_hwc: np.ndarray, grid: int) -> np.ndarray:
 
 
 TOKEN_NORM = 8.0
+N_CLASSES = 1000
 
 
 def standardize(cells_nc: np.ndarray) -> np.ndarray:
@@ -169,8 +190,11 @@ def _shared_cache(key: tuple, max_bytes: int, directory: str) -> FeatureCache:
 class _TowerTokenizer(PatchTokenizer):
   """Shared machinery: resize, hash, look up, run the tower on the misses, pool, store."""
 
-  def __init__(self, variant: str, size: int, grid: int, cache_mb: float, cache_dir: str):
+  def __init__(self, variant: str, size: int, grid: int, cache_mb: float, cache_dir: str,
+               head: bool = False, temperature: float = 1.0):
     E.variant_of(variant)
+    if not temperature > 0:
+      raise ConfigError(f"{type(self).__name__}: temperature must be > 0, got {temperature}.")
     fmap = -(-size // 32)  # the tower downsamples by 32 with "SAME" padding
     if not 1 <= grid <= fmap:
       raise ConfigError(f"{type(self).__name__}: grid {grid} must be between 1 and the feature "
@@ -178,9 +202,13 @@ class _TowerTokenizer(PatchTokenizer):
     if cache_mb < 0:
       raise ConfigError(f"cache_mb must be >= 0, got {cache_mb}.")
     self.variant, self.size, self.grid = variant, size, grid
-    self.patch_dim = 1280
-    self.cache = _shared_cache((variant, size, grid, cache_dir), int(cache_mb * 2 ** 20), cache_dir)
-    self._salt = f"{variant}/{size}/{grid}/".encode()
+    self.head, self.temperature = bool(head), float(temperature)
+    # With the head: [1000 class probabilities, 1280 standardized features] per cell.
+    self.patch_dim = N_CLASSES * self.head + 1280
+    kind = f"head{self.temperature!r}" if self.head else "features"
+    self.cache = _shared_cache((variant, size, grid, cache_dir, kind), int(cache_mb * 2 ** 20),
+                               cache_dir)
+    self._salt = f"{variant}/{size}/{grid}/{kind}/".encode()
 
   def bytes_per_image(self) -> int:
     return self.grid * self.grid * self.patch_dim * 2
@@ -203,7 +231,10 @@ class _TowerTokenizer(PatchTokenizer):
       x = np.stack([to_unit(resize_rgb(images[i], self.size, self.size)) for i in todo.values()])
       feat = tower_features(self.variant, x.astype(np.float32))
       for (k, i), f in zip(todo.items(), feat):
-        cells = standardize(adaptive_pool(f, self.grid).reshape(-1, f.shape[-1]))
+        raw = adaptive_pool(f, self.grid).reshape(-1, f.shape[-1])
+        cells = standardize(raw)
+        if self.head:
+          cells = np.concatenate([class_probs(self.variant, raw, self.temperature), cells], -1)
         cells = cells.astype(np.float16)
         self.cache.put(k, cells)
         out[i] = cells
@@ -219,8 +250,9 @@ class EffNetImage(_TowerTokenizer):
   modality = IMAGE
 
   def __init__(self, variant: str = "lite0", image_size: int = 224, grid: int = 7,
-               cache_mb: float = 512, cache_dir: str = ""):
-    super().__init__(variant, image_size, grid, cache_mb, cache_dir)
+               cache_mb: float = 512, cache_dir: str = "", head: bool = False,
+               temperature: float = 1.0):
+    super().__init__(variant, image_size, grid, cache_mb, cache_dir, head, temperature)
     self.max_pos = grid
 
   def __call__(self, x_hwc: np.ndarray) -> PartTokens:
@@ -240,8 +272,9 @@ class EffNetVideo(_TowerTokenizer):
 
   def __init__(self, variant: str = "lite0", frame_size: int = 224, grid: int = 2,
                max_frames: int = 8, time_step: float = 0.25, max_seconds: float = 30.0,
-               cache_mb: float = 512, cache_dir: str = ""):
-    super().__init__(variant, frame_size, grid, cache_mb, cache_dir)
+               cache_mb: float = 512, cache_dir: str = "", head: bool = False,
+               temperature: float = 1.0):
+    super().__init__(variant, frame_size, grid, cache_mb, cache_dir, head, temperature)
     if not (time_step > 0 and max_seconds > 0 and max_frames >= 1):
       raise ConfigError(f"effnet_video: need time_step > 0, max_seconds > 0 and max_frames >= 1, "
                         f"got {time_step}, {max_seconds}, {max_frames}.")

@@ -16,7 +16,8 @@
 Variants: "" (the README's main job, about 10 minutes on 2 CPU cores), "tiny" (the tiny preset
 and a few steps of each part: it checks the wiring, not the numbers), "tower" (the main job on
 `minilm-l6-effnet`: images and video frames through a frozen ImageNet EfficientNet-Lite0, LiT;
-only the tower features' projection and the backbone train).
+only the tower features' projection, started by the label-text bridge (gemb.model.bridge), and
+the backbone train).
 """
 
 import ml_collections
@@ -66,6 +67,13 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   pre.steps, pre.batch_size = (4, 8) if tiny else (150, 32)
   pre.optim.lr = 3e-3
   pre.optim.param_groups = ((LAYERS, 0.05), (EMBEDDINGS, 0.0))
+  if variant == "tower":
+    # The label-text bridge (gemb.model.bridge) starts the image/video projections at MiniLM's
+    # word embeddings of the ImageNet class names: move them at a tenth of the rate, so the
+    # first steps refine that start instead of overwriting it (Adam moves every entry by ~lr a
+    # step, and the entries are ~0.05). Real clip art and CLDR emoji names join the mixture.
+    pre.optim.param_groups = ((r"^patch_embeds/(2|4)/", 0.1),) + tuple(pre.optim.param_groups)
+    pre.tasks = broad + (("openclipart", 1.0), ("cldr-emoji", 1.0))
   fine.tasks, fine.hard_negatives = mix, 1
   fine.steps, fine.batch_size = (4, 8) if tiny else (30, 16)
   fine.optim.lr = 1e-3
