@@ -102,10 +102,43 @@ class ConvBN(nnx.Module):
     self.bias = nnx.Param(jnp.zeros((c_out,)))
 
   def __call__(self, x_bhwc: jax.Array) -> jax.Array:
-    y = jax.lax.conv_general_dilated(
-        x_bhwc, self.kernel[...], (self.stride, self.stride), "SAME",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=self.groups)
+    w = self.kernel[...]
+    k, c_out = w.shape[0], w.shape[-1]
+    if k == 1 and self.stride == 1 and self.groups == 1:  # pointwise: a matmul over channels
+      y = jnp.einsum("bhwc,cd->bhwd", x_bhwc, w[0, 0])
+    elif self.groups > 1 and self.groups == c_out:  # depthwise: k² shifted multiply-adds
+      y = _depthwise_same(x_bhwc, w[:, :, 0, :], self.stride)
+    else:
+      y = jax.lax.conv_general_dilated(
+          x_bhwc, w, (self.stride, self.stride), "SAME",
+          dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=self.groups)
     return y + self.bias[...]
+
+
+def _same_pads(n: int, k: int, s: int) -> tuple[int, int, int]:
+  """TensorFlow's "SAME" padding along one axis: (output size, pad before, pad after)."""
+  out = -(-n // s)
+  total = max((out - 1) * s + k - n, 0)
+  return out, total // 2, total - total // 2
+
+
+def _depthwise_same(x_bhwc: jax.Array, w_kkc: jax.Array, stride: int) -> jax.Array:
+  """Depthwise convolution with "SAME" padding as a sum of k² strided slices times per-channel
+  weights. Equal to `conv_general_dilated(..., feature_group_count=C)`, whose XLA:CPU kernel
+  runs grouped convolutions several times slower than these elementwise multiply-adds."""
+  k = w_kkc.shape[0]
+  _, h, wd, c = x_bhwc.shape
+  ho, pt, pb = _same_pads(h, k, stride)
+  wo, pl, pr = _same_pads(wd, k, stride)
+  xp = jnp.pad(x_bhwc, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+  y = None
+  for di in range(k):
+    for dj in range(k):
+      tap = jax.lax.slice(xp, (0, di, dj, 0),
+                          (xp.shape[0], di + (ho - 1) * stride + 1, dj + (wo - 1) * stride + 1, c),
+                          (1, stride, stride, 1))
+      y = tap * w_kkc[di, dj] if y is None else y + tap * w_kkc[di, dj]
+  return y
 
 
 class MBConv(nnx.Module):

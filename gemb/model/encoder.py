@@ -111,6 +111,9 @@ class Encoder:
     texts: list[str] = []
     slots: list[tuple[int, int]] = []
     tokens: list[list[PartTokens | None]] = []
+    warm = getattr(self.video_tokenizer, "warm", None)
+    if warm is not None:  # a tower: one batched pass over every clip's frames, then cache hits
+      warm([p for parts in parts_per_item for p in parts if isinstance(p, I.Video)])
     for i, (parts, task) in enumerate(zip(parts_per_item, tasks)):
       where = lambda j: f"Item {i}" if len(parts) == 1 else f"Item {i}, part {j}"
       row: list[PartTokens | None] = []

@@ -283,6 +283,22 @@ class EffNetVideo(_TowerTokenizer):
     self.max_t = int(round(max_seconds / time_step))
     self.max_pos = max(grid, self.max_t + 1)
 
+  def warm(self, videos: list) -> None:
+    """Runs the tower once over the sampled frames of every clip in `videos` (gemb.Video parts)
+    and caches them, so the per-clip calls that follow are cache hits. Clips that fail their
+    checks are skipped here; the encoder's own checks name them."""
+    frames = []
+    for v in videos:
+      try:
+        x = np.asarray(v.frames)
+        idx, _ = frame_times(x.shape[0], float(v.fps), self.max_seconds, self.max_frames)
+        if x.ndim == 4 and x.shape[-1] == 3:
+          frames += [x[i] for i in idx]
+      except (TypeError, ValueError, AttributeError, IndexError):
+        continue
+    if frames:
+      self.cells(frames)
+
   def __call__(self, x_thwc: np.ndarray, fps: float = 1.0) -> PartTokens:
     idx, times = frame_times(x_thwc.shape[0], fps, self.max_seconds, self.max_frames)
     cells = self.cells([x_thwc[i] for i in idx])  # one tower batch over the clip's frames
