@@ -161,9 +161,11 @@ def summary_table(summary: dict[str, Any], dim: str) -> str:
 
 
 def check_config(cfg) -> None:
-  """The train part's checks (soup method, validation split), before anything runs."""
+  """The train and cold-start parts' checks, before anything runs."""
+  from gemb.coldstart.runner import check_config as check_coldstart
   from gemb.train.runner import check_config as check_train
   check_train(cfg.train)
+  check_coldstart(cfg.coldstart)
 
 
 quickstart.check_config = check_config

@@ -43,13 +43,20 @@ def index_factory(spec: str) -> Callable[[], Any]:
 
 
 def sim_config(cfg) -> SimConfig:
-  known = {f.name for f in dataclasses.fields(SimConfig)}
-  unknown = set(cfg.sim.keys()) - known
-  if unknown:
-    raise ConfigError(f"coldstart: unknown sim keys {sorted(unknown)}; known: {sorted(known)}.")
-  sc = SimConfig(**cfg.sim.to_dict())
+  """The `sim` section as a checked SimConfig (unknown keys, types and ranges are errors)."""
+  from gemb.config import dataclass_from
+  sc = dataclass_from(SimConfig, cfg.sim, where="sim")
   sc.validate()
   return sc
+
+
+def check_config(cfg) -> None:
+  """Settings that would otherwise fail after calibration or training; before any work."""
+  if not cfg.policies:
+    raise ConfigError("coldstart: `policies` is empty; name at least one gemb.policies spec.")
+  sim_config(cfg)
+  for spec in cfg.policies:
+    registry.policies.get(spec)
 
 
 def _stats(v) -> dict[str, Any]:
@@ -120,8 +127,7 @@ def quota_policy(specs) -> str | None:
 def run_coldstart(cfg, run) -> dict[str, Any]:
   """Calibrate on MovieLens, train the discoverability model on logs, tune the baselines, compare
   every policy with the certified bound on evaluation templates the model never saw."""
-  if not cfg.policies:
-    raise ConfigError("coldstart: `policies` is empty; name at least one gemb.policies spec.")
+  check_config(cfg)
   sc = sim_config(cfg)
   t0 = time.time()
   ml = load_movielens_100k()
@@ -131,8 +137,6 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
   templates = template_split(cal, cfg.templates.split, cfg.templates.seed)
   run.log(step=0, phase="calibrated", mf_rmse=cal.rmse, feature_dim=static.shape[1],
           seconds=time.time() - t0)
-  for spec in cfg.policies:
-    registry.policies.get(spec)  # an unknown policy fails now, not after training
   main = main_policy(cfg.policies)
 
   trained: dict[str, Any] = {}
@@ -575,3 +579,6 @@ def write_plots(workdir: pathlib.Path, report: dict[str, Any], episodes) -> None
     ax.set(xlabel="predicted P(G=1|X)", ylabel="observed discoverable rate",
            title=f"Reliability (ECE {report['model']['ece']:.3f})", xlim=(0, 1), ylim=(0, 1))
     save(fig, "calibration.png")
+
+
+run_coldstart.check_config = check_config  # gemb.run calls it before the run starts

@@ -81,3 +81,16 @@ def test_bad_recipe_values(tmp_path):
     run_recipe("coldstart:tiny", FAST + ["sim.budget=0"], workdir=str(tmp_path))
   with pytest.raises(gemb.UnknownComponentError):
     run_recipe("coldstart:tiny", FAST + ["policies=('nope',)"], workdir=str(tmp_path))
+
+
+@pytest.mark.parametrize("over, message", [
+    ("sim.budget=0", "budget must be > 0"),
+    ("sim.periods=2.5", "sim.periods"),
+    ("policies=()", "policies` is empty"),
+])
+def test_bad_settings_are_refused_before_the_workdir_is_touched(tmp_path, over, message):
+  from gemb.run import run_recipe
+  workdir = tmp_path / "w"
+  with pytest.raises(ConfigError, match=message):
+    run_recipe("coldstart:tiny", FAST + [over], workdir=str(workdir))
+  assert not workdir.exists()  # nothing written: no config.json, no run.json
