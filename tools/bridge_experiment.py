@@ -88,6 +88,9 @@ def train(workdir: str, steps: int, extra: str = "") -> None:
   pre = cfg.stages.prefinetune
   if extra == "real":
     pre.tasks = tuple(pre.tasks) + (("openclipart", 1.0), ("cldr-emoji", 1.0))
+  if os.environ.get("BRIDGE_TASKS") == "visual":  # image/video <-> text pairs only (no audio)
+    pre.tasks = tuple(t for t in pre.tasks if t[0].split("(")[0] in
+                      ("emoji", "clips", "openclipart", "cldr-emoji"))
   pre.steps = steps
   if os.environ.get("BRIDGE_PATCH_LR"):  # lr multiplier of the image/video projections
     from gemb.model.tokenizers import IMAGE, VIDEO
