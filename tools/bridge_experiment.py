@@ -88,11 +88,15 @@ def train(workdir: str, steps: int, extra: str = "") -> None:
   pre = cfg.stages.prefinetune
   if extra == "real":
     pre.tasks = tuple(pre.tasks) + (("openclipart", 1.0), ("cldr-emoji", 1.0))
+  if os.environ.get("BRIDGE_TASKS") == "visual":  # image/video <-> text pairs only (no audio)
+    pre.tasks = tuple(t for t in pre.tasks if t[0].split("(")[0] in
+                      ("emoji", "clips", "openclipart", "cldr-emoji"))
   pre.steps = steps
   if os.environ.get("BRIDGE_PATCH_LR"):  # lr multiplier of the image/video projections
     from gemb.model.tokenizers import IMAGE, VIDEO
-    pre.optim.param_groups = ((rf"^patch_embeds/({IMAGE}|{VIDEO})/",
-                               float(os.environ["BRIDGE_PATCH_LR"])),) + tuple(pre.optim.param_groups)
+    rx = rf"^patch_embeds/({IMAGE}|{VIDEO})/"
+    rest = tuple(g for g in pre.optim.param_groups if g[0] != rx)  # replaces the recipe's
+    pre.optim.param_groups = ((rx, float(os.environ["BRIDGE_PATCH_LR"])),) + rest
   cfg.stage_order = ("prefinetune",)
   cfg.eval.max_queries = 16
   run = Run(cfg, workdir)
