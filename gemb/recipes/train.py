@@ -51,6 +51,10 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   c.model = ("tiny(truncate=True, max_len=64, text_tokenizer='wordpiece', vocab_size=30522)"
              if tiny else "minilm-l6(max_len=128)")
   c.seq_len = 64 if tiny else 128
+  # One process packs each step's items into shared rows (its real tokens, not batch x seq_len);
+  # False pads one batch per side, as several processes always do (packed item indices would
+  # need per-process offsets).
+  c.pack = True
   c.mesh = {"data": -1, "fsdp": 1, "tensor": 1}
   c.sharding = {"rules": "fsdp", "overrides": ()}
   broad = ((("text-pairs", 1.0),) if tiny

@@ -118,7 +118,8 @@ class PairBatcher:
   """Turns pair dicts into model inputs plus the ids that the false-negative mask needs.
 
   Queries are prompted with `task` (the dataset's declared task); each query independently
-  loses its prompt with probability `prompt_dropout`, decided by (seed, step, row).
+  loses its prompt with probability `prompt_dropout`, decided by (seed, step, the pair's content
+  ids), so the decision does not depend on how the batch is split across processes.
   """
 
   prepare: Prepare
@@ -134,8 +135,11 @@ class PairBatcher:
       if "query" not in pr or "positive" not in pr:
         raise InputError(f"Training pair {i} of task {task!r} lacks 'query' or 'positive'; "
                          f"it has keys {sorted(pr)}.")
-    # Each query loses its prompt with probability prompt_dropout, decided by (seed, step, row).
-    drop_b = np.random.default_rng([self.seed, step, 7]).random(len(pairs)) < self.prompt_dropout
+    # Each query loses its prompt with probability prompt_dropout, decided by (seed, step, the
+    # pair's content ids): the same whichever process holds the pair and wherever in the batch.
+    drop_b = np.array([np.random.default_rng(
+        [self.seed, step, 7, content_id(p["query"]), content_id(p["positive"])]).random()
+        < self.prompt_dropout for p in pairs], bool)
     q_tasks = [None if d else task for d in drop_b]
     sides = {"query": ([p["query"] for p in pairs], q_tasks),
              "positive": ([p["positive"] for p in pairs], None)}

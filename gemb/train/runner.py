@@ -282,7 +282,7 @@ def train(cfg, run) -> dict:
     # One process: a step's items share packed rows. Several: each side padded to an agreed
     # bucket (packed item indices would need per-process offsets).
     pack = (_pack_fn(encoder, cfg.seq_len, sharding.batch_shards(mesh, rules))
-            if jax.process_count() == 1 else None)
+            if cfg.pack and jax.process_count() == 1 else None)
     batcher = PairBatcher(_prepare_fn(encoder, cfg.seq_len), hard_negatives=st.hard_negatives,
                           prompt_dropout=st.prompt_dropout, seed=cfg.seed, pack=pack)
     optim = OptimConfig.from_config(st.optim.to_dict(), total_steps=st.steps)

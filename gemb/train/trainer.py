@@ -330,7 +330,14 @@ def fit(trainer: Trainer, mixture: Mixture, batcher: PairBatcher, steps: int, *,
   if bar is not None:
     bar.update(start)
   t_last, n_last, last = time.perf_counter(), start, {}
-  batches = prefetch(lambda s: _host_batch(mixture, batcher, s), range(start, steps))
+  make = lambda s: _host_batch(mixture, batcher, s)
+  if jax.process_count() > 1:
+    # Several processes agree on each batch's padded shape through a collective; run from a
+    # background thread it would interleave with the step's collectives in a different order on
+    # each process (gloo: "collective mismatch"). So the host work stays on the main thread.
+    batches = (make(s) for s in range(start, steps))
+  else:
+    batches = prefetch(make, range(start, steps))
   for s, (task, local) in zip(range(start, steps), batches):
     metrics = trainer.step(local)
     loss = float(metrics["loss"])
