@@ -73,8 +73,6 @@ def _strip(x):
 @pytest.fixture(scope="module", params=list(RECIPES))
 def reference(request, tmp_path_factory):
   recipe = request.param
-  if recipe.startswith("coldstart"):
-    pytest.importorskip("recbole", reason="cold start needs MovieLens from recbole")
   workdir = tmp_path_factory.mktemp("whole") / "w"
   t = time.perf_counter()
   code, err = _run(recipe, workdir)
