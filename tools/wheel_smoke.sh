@@ -20,6 +20,12 @@ step "building the wheel"
 WHEEL=$(ls "$WORK"/dist/gemb-*.whl)
 unzip -l "$WHEEL" | grep -q "gemb/recipes/quickstart.py" || {
   echo "the wheel lacks gemb/recipes/"; exit 1; }
+# Every data file the checkout tracks under gemb/ must be in the wheel (a package-data glob that
+# names one suffix silently drops the others).
+unzip -Z1 "$WHEEL" > "$WORK/wheel_files.txt"  # a file, not a pipe: grep -q would SIGPIPE unzip
+for f in $(git -C "$REPO" ls-files gemb | grep -v '\.py$'); do
+  grep -qx "$f" "$WORK/wheel_files.txt" || { echo "the wheel lacks $f (pyproject package-data)"; exit 1; }
+done
 
 step "installing $(basename "$WHEEL") into a fresh virtual environment"
 "$PY" -m venv "$WORK/venv"
