@@ -18,11 +18,11 @@ step "building the wheel"
 "$PY" -m pip wheel --quiet --disable-pip-version-check --no-deps --no-build-isolation \
   -w "$WORK/dist" "$REPO"
 WHEEL=$(ls "$WORK"/dist/gemb-*.whl)
-unzip -l "$WHEEL" | grep -q "gemb/recipes/quickstart.py" || {
+unzip -Z1 "$WHEEL" > "$WORK/wheel_files.txt"  # a file, not a pipe: grep -q would SIGPIPE unzip
+grep -qx "gemb/recipes/quickstart.py" "$WORK/wheel_files.txt" || {
   echo "the wheel lacks gemb/recipes/"; exit 1; }
 # Every data file the checkout tracks under gemb/ must be in the wheel (a package-data glob that
 # names one suffix silently drops the others).
-unzip -Z1 "$WHEEL" > "$WORK/wheel_files.txt"  # a file, not a pipe: grep -q would SIGPIPE unzip
 for f in $(git -C "$REPO" ls-files gemb | grep -v '\.py$'); do
   grep -qx "$f" "$WORK/wheel_files.txt" || { echo "the wheel lacks $f (pyproject package-data)"; exit 1; }
 done
