@@ -15,6 +15,11 @@ dims), CPU only. Timed:
   the items' streams, admission, retrieval over the admitted pool with `gemb.retrievers` "exact",
   ranking, recommendation counts).
 
+Also printed: the CPU (model, AVX-512 / AMX), the load average before and after, the measured
+float32 matmul peak, and the model's FLOPs per row with the time they need at that peak: a floor
+under each plan's time (the greedy plan makes one model row per item, the lookahead 1 + the sum of
+(screen + 1) over its screens).
+
 Run: ``python benchmarks/coldstart_scale.py`` (``GEMB_SCALE_ITEMS=20000`` for a quick check at a
 smaller size; the keys keep their names). The last line printed is one JSON object with exactly
 the keys above; timings are only meaningful on a quiet machine.
@@ -24,10 +29,11 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import time
 
 import numpy as np
+
+from _common import cpu_description, matmul_peak_flops  # benchmarks/ is on sys.path
 
 N_ITEMS = int(os.environ.get("GEMB_SCALE_ITEMS", 1_000_000))
 N_USERS = max(1000, N_ITEMS // 10)
@@ -56,8 +62,11 @@ def main() -> None:
   from gemb.coldstart.simulator import Observation, SimConfig, Simulator
   from gemb.data.movielens import load_movielens_100k
 
-  print(f"cpu: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"jax {jax.__version__} on {jax.devices()[0].platform}; {N_ITEMS} items, {N_USERS} users")
+  load0 = os.getloadavg()
+  print(f"cpu: {cpu_description()}, jax {jax.__version__} on {jax.devices()[0].platform}; "
+        f"{N_ITEMS} items, {N_USERS} users; load average before: {load0[0]:.2f} {load0[1]:.2f} "
+        f"{load0[2]:.2f} (1/5/15 min)")
+  peak = matmul_peak_flops()
   ml = load_movielens_100k()
   cal = calibrate(ml)
   static = static_features(ml, bow_embed(64), content_dims=32)
@@ -74,6 +83,15 @@ def main() -> None:
   obs = observation(N_ITEMS)
   default = gemb.policies.build("discoverability")
   default.model = model
+  # The floor: every model row costs its matmuls (members x (f*h + h*h + h*3) multiply-adds).
+  f_in, hidden, members = static.shape[1] + N_ENGAGEMENT, 64, 10
+  flop_row = 2 * members * (f_in * hidden + hidden * hidden + hidden * 3)
+  rows_lookahead = 1 + sum(x + 1 for x in default.screens)
+  floor_s = lambda rows: rows * N_ITEMS * flop_row / peak
+  print(f"float32 matmul peak (XLA, 2048^3): {peak / 1e9:.1f} GFLOP/s; model: {flop_row / 1e3:.0f} "
+        f"kFLOP per row; at that peak {N_ITEMS} items take >= {floor_s(1):.2f} s for the greedy "
+        f"plan (1 row per item) and >= {floor_s(rows_lookahead):.1f} s for the lookahead "
+        f"({rows_lookahead} rows per item, screens {default.screens})")
   times = {}
   for plan in ("greedy", "quota"):
     pol = gemb.policies.build(f"discoverability(plan={plan!r})")
@@ -100,6 +118,8 @@ def main() -> None:
   stats = sim.step(alloc, idx)
   t_step = time.perf_counter() - t
   print(f"one period, {N_ITEMS} items, {N_USERS} users, exact retrieval: {t_step:.2f} s; {stats}")
+  load1 = os.getloadavg()
+  print(f"load average after: {load1[0]:.2f} {load1[1]:.2f} {load1[2]:.2f} (1/5/15 min)")
   print(json.dumps({"default_policy_1m_s": round(t_default, 3), "greedy_1m_s":
                     round(times["greedy"], 3), "sim_period_1m_s": round(t_step, 3)}))
 

@@ -79,7 +79,8 @@ def main() -> None:
 
   src = gemb.datasets.build("text-pairs", split="train")
   n_quality = max(args.quality_steps, args.steps)
-  pairs = [src[i] for i in range(B * n_quality)]
+  # More steps than the split has batches: later steps see the pairs again (a second epoch).
+  pairs = [src[i % len(src)] for i in range(B * n_quality)]
   batches = [pairs[i * B:(i + 1) * B] for i in range(n_quality)]
   timed = batches[:args.steps]
 

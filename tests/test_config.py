@@ -4,9 +4,7 @@ import pytest
 
 import gemb
 from gemb import config as config_lib
-from _helpers import TESTS
-
-HELLO = TESTS / "fixtures" / "hello_recipe.py"
+from _helpers import HELLO_RECIPE as HELLO
 
 
 def _load(variant=""):

@@ -14,20 +14,19 @@ import time
 
 import pytest
 
-from _helpers import COLDSTART_FAST
+from _helpers import COLDSTART_FAST, without_timings
 
 pytestmark = pytest.mark.slow
 
 TRAIN_FAST = ["stages.prefinetune.steps=24", "stages.finetune.steps=12", "checkpoint.every=4",
               "log_every=4", "eval.max_queries=20"]
 RECIPES = {"train:tiny": TRAIN_FAST, "coldstart:tiny": COLDSTART_FAST}
-TIMING = ("seconds", "wall_s_per_period", "elapsed_s", "time")
 
 # Runs a recipe; with DIE_AT_RMTREE=n it deletes half of the n-th folder gemb's checkpoint
 # cleanup removes and SIGKILLs itself there (a kill in the middle of a deletion).
 CHILD = textwrap.dedent("""
     import os, pathlib, shutil, signal, sys, types
-    from gemb.train import checkpoint
+    from gemb import checkpoint
     die_at, calls = int(os.environ.get("DIE_AT_RMTREE", "0")), [0]
     def rmtree(path, *a, **k):
       calls[0] += 1
@@ -59,15 +58,7 @@ def _result(recipe, workdir):
   """What must match an uninterrupted run: the weights bit for bit (train) or the report."""
   if recipe == "train:tiny":
     return (workdir / "model" / "model.safetensors").read_bytes()
-  return _strip(json.loads((workdir / "report.json").read_text()))
-
-
-def _strip(x):
-  if isinstance(x, dict):
-    return {k: _strip(v) for k, v in x.items() if k not in TIMING}
-  if isinstance(x, list):
-    return [_strip(v) for v in x]
-  return x
+  return without_timings(json.loads((workdir / "report.json").read_text()))
 
 
 @pytest.fixture(scope="module", params=list(RECIPES))

@@ -7,9 +7,9 @@ discovery goes through importlib.metadata exactly as for a user's `pip install g
 import json
 import textwrap
 
-from _helpers import TESTS, run_gemb, run_python
+from _helpers import HELLO_RECIPE, run_gemb, run_python
 
-HELLO = str(TESTS / "fixtures" / "hello_recipe.py")
+HELLO = str(HELLO_RECIPE)
 
 
 def test_entry_points_register_lazily_and_a_broken_plugin_only_warns(plugin_env):
@@ -68,7 +68,7 @@ def test_gemb_run_writes_config_metadata_and_metrics(plugin_env, tmp_path):
   cfg = json.loads((workdir / "config.json").read_text())
   assert cfg["steps"] == 40 and cfg["slope"] == -1.5
   meta = json.loads((workdir / "run.json").read_text())
-  assert meta["status"] == "completed" and meta["recipe"] == "hello_recipe:tiny"
+  assert meta["status"] == "completed" and meta["recipe"] == "recipe:tiny"
   assert meta["versions"]["jax"] == "0.10.2" and meta["versions"]["gemb"]
   assert meta["devices"]["platform"] == "cpu" and meta["devices"]["count"] >= 1
   assert {"group": "gemb.runners", "name": "hello_fit", "distribution": "gemb-hello",

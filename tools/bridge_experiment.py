@@ -6,8 +6,8 @@
 
 Sets (each: text→image and image→text R@1, 95% percentile-bootstrap intervals over queries
 with gemb.evaluation.bootstrap_ci, chance; mean pairwise cosine of image vs caption embeddings):
-  emoji      emoji(languages=('en','de','fr','es','ja')), first 250 pairs (tools/tower_experiment's
-             set: 50 images, 5 captions each); on validation English only, first 250 pairs
+  emoji      emoji(languages=('en','de','fr','es','ja')), first 250 pairs (50 images, 5 captions
+             each); on validation English only, first 250 pairs
   clipart    openclipart (one image per caption): all 282 validation pairs; the first 300 of the
              1,065 test pairs (what a shared 2-core machine allowed)
 BRIDGE_BEFORE="MODEL;MODEL" evaluates those (untrained) on test first; BRIDGE_PATCH_LR=0.1 sets

@@ -31,6 +31,20 @@ class Calibration:
   established: np.ndarray  # [n_est] item indices: the rest
   rmse: float  # training RMSE of the fit, reported for transparency
 
+  @classmethod
+  def synthetic(cls, n_users: int = 64, n_items: int = 120, d: int = 4,
+                seed: int = 0) -> "Calibration":
+    """A small random platform (no MovieLens): for tests and for plugin policies' own tests.
+    The first half of the items are fresh templates, the rest established."""
+    rng = np.random.default_rng(seed)
+    f32 = lambda x: x.astype(np.float32)
+    return cls(user_ud=f32(rng.normal(0, 0.5, (n_users, d))),
+               user_bias_u=f32(rng.normal(0, 0.3, n_users)),
+               item_id=f32(rng.normal(0, 0.5, (n_items, d))),
+               item_bias_i=f32(rng.normal(0, 0.6, n_items)), mu=3.5, kappa=1.5, pivot=3.5,
+               fresh_templates=np.arange(n_items // 2),
+               established=np.arange(n_items // 2, n_items), rmse=0.0)
+
   def logits(self, user_ud, user_bias_u, item_id, item_bias_i) -> jnp.ndarray:
     """[n_users, n_items] engagement logits."""
     r = self.mu + user_bias_u[:, None] + item_bias_i[None, :] + user_ud @ item_id.T

@@ -5,7 +5,7 @@ calibration, headline ratios), ``report.md`` and plots: ``discoverable.png`` (di
 over time per policy), ``traffic.png`` (traffic per item), ``calibration.png`` (reliability).
 
 The run state is one Orbax checkpoint per simulated period under ``<workdir>/ckpt`` (keep last K,
-written atomically by `gemb.train.checkpoint.Checkpointer`): the discoverability model, the
+written atomically by `gemb.checkpoint.Checkpointer`): the discoverability model, the
 simulator's counters and user RNG, the policy's RNG (and its ``get_state()`` if it has one), the
 period, and the episodes already finished. Running again in the same workdir resumes from the
 latest one and ends with the same report as a run that was never stopped.
@@ -23,6 +23,7 @@ import numpy as np
 from flax import nnx
 
 from gemb import registry
+from gemb.checkpoint import Checkpointer
 from gemb.coldstart import model as model_lib
 from gemb.coldstart.bound import hindsight_bound
 from gemb.coldstart.calibrate import calibrate
@@ -34,7 +35,7 @@ from gemb.coldstart.simulator import SimConfig, Simulator
 from gemb.config import flat_items
 from gemb.data.movielens import load_movielens_100k
 from gemb.errors import ConfigError
-from gemb.train.checkpoint import Checkpointer
+from gemb.evaluation.bootstrap import seed_summary
 
 
 def index_factory(spec: str) -> Callable[[], Any]:
@@ -57,17 +58,6 @@ def check_config(cfg) -> None:
   sim_config(cfg)
   for spec in cfg.policies:
     registry.policies.get(spec)
-
-
-def _stats(v) -> dict[str, Any]:
-  """Mean, sample std, min, max and the 95% t-interval of the mean over seeds."""
-  from scipy import stats as sps
-  v = np.asarray(v, np.float64)
-  n = len(v)
-  std = float(v.std(ddof=1)) if n > 1 else 0.0
-  half = float(sps.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("inf")
-  return {"mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max()),
-          "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": n}
 
 
 def template_split(cal, fractions, seed: int = 0) -> dict[str, np.ndarray]:
@@ -349,13 +339,13 @@ GOALS = {"vs_bound": 0.85, "vs_best_baseline": 1.2}
 
 def _ratio(num, den) -> dict[str, Any]:
   r = [x / max(y, 1) for x, y in zip(num, den)]
-  return {"per_seed": r, **_stats(r)}
+  return {"per_seed": r, **seed_summary(r)}
 
 
 def _paired(a, b) -> dict[str, Any]:
   """Paired comparison on the same seeds: differences a - b, their interval, wins/ties/losses."""
   d = np.asarray(a, np.float64) - np.asarray(b, np.float64)
-  return {"difference": _stats(d), "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
+  return {"difference": seed_summary(d), "wins": int((d > 0).sum()), "ties": int((d == 0).sum()),
           "losses": int((d < 0).sum())}
 
 
@@ -367,7 +357,7 @@ def build_report(cfg, sc: SimConfig, cal, episodes, trained, eval_specs, tuned, 
   for name in eval_specs:
     eps = episodes[name]
     policies[name] = {
-        "discoverable_per_seed": count[name], "discoverable": _stats(count[name]),
+        "discoverable_per_seed": count[name], "discoverable": seed_summary(count[name]),
         "curve_mean": np.mean([e.discoverable_by_period for e in eps], 0).tolist(),
         "spent_per_seed": [e.spent for e in eps],
         "cost_per_seed": [e.cost for e in eps],
@@ -387,13 +377,13 @@ def build_report(cfg, sc: SimConfig, cal, episodes, trained, eval_specs, tuned, 
   headline: dict[str, Any] = {"seeds": seeds, "main_policy": main, "quota_policy": quota,
                               "unseen_templates": cfg.templates.split is not None}
   if "eval" in bounds:
-    headline["bound"] = {"per_seed": bounds["eval"], **_stats(bounds["eval"])}
+    headline["bound"] = {"per_seed": bounds["eval"], **seed_summary(bounds["eval"])}
   if main is not None:
     if "eval" in bounds:
       headline["main_over_bound"] = _ratio(count[main], bounds["eval"])
     if "train" in bounds:
       headline["seen_templates_main_over_bound"] = _ratio(count[f"seen/{main}"], bounds["train"])
-      headline["seen_templates_main"] = _stats(count[f"seen/{main}"])
+      headline["seen_templates_main"] = seed_summary(count[f"seen/{main}"])
     if "uniform" in eval_specs:
       headline["main_over_uniform"] = _ratio(count[main], count["uniform"])
     if baselines:
@@ -425,7 +415,7 @@ def build_report(cfg, sc: SimConfig, cal, episodes, trained, eval_specs, tuned, 
       name, args, kwargs = registry.parse_spec(spec)
       c_max = kwargs.pop("cost_budget")
       base = with_kwargs(name, **kwargs) if (args or kwargs) else name
-      sweep.setdefault(base, []).append({"c_max": c_max, "discoverable": _stats(count[label]),
+      sweep.setdefault(base, []).append({"c_max": c_max, "discoverable": seed_summary(count[label]),
                                          "cost_per_period": float(np.mean(
                                              [e.cost for e in eps])) / sc.periods})
   tuning = {fam: {"spec": t["spec"], "tuning_mean": t["tuning_mean"],

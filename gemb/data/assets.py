@@ -81,6 +81,17 @@ class BlobStore:
   def blob(self, i: int) -> bytes:
     return self.blobs[self.offsets[i]:self.offsets[i + 1]].tobytes()
 
+  def audio(self, i: int, what: str, rebuild: str) -> tuple[np.ndarray, int]:
+    """Blob i decoded as audio: (read-only float32 mono waveform, sample rate). A blob that does
+    not decode raises InputError naming `what` (the clip, for the user) and how to rebuild."""
+    try:
+      w, sr = decode_audio(self.blob(i))
+    except Exception as e:  # soundfile raises its own types; any failure means a damaged clip
+      raise InputError(f"{what} in {self.path} does not decode ({type(e).__name__}: {e}). "
+                       f"Rebuild it ({rebuild}) or pass on_corrupt='skip'.") from None
+    w.setflags(write=False)
+    return w, sr
+
 
 @functools.lru_cache(maxsize=None)
 def emoji_store(path: str = EMOJI_FILE) -> BlobStore:

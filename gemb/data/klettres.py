@@ -24,7 +24,7 @@ from gemb.data import assets
 from gemb.data.base import (PairSource, check_split, describe, filter_decodable, split_of,
                             stable_choice)
 from gemb.data.card import DatasetCard
-from gemb.errors import ConfigError, InputError
+from gemb.errors import ConfigError
 
 KLETTRES_FILE = os.path.join(assets.ASSET_DIR, "klettres.npz")
 REBUILD = ("apt-get install klettres-data && pip install scipy && "
@@ -42,16 +42,9 @@ def store(path: str = KLETTRES_FILE) -> assets.BlobStore:
 
 @functools.lru_cache(maxsize=2048)
 def _clip(i: int, path: str) -> tuple[np.ndarray, int]:
-  s = store(path)
-  try:
-    w, sr = assets.decode_audio(s.blob(i))
-  except Exception as e:
-    rec = s.meta["records"][i]
-    raise InputError(f"klettres clip {i} ({rec['text']!r}, {rec['lang']}, {rec['file']}) in "
-                     f"{path} does not decode ({type(e).__name__}: {e}). Rebuild it ({REBUILD}) "
-                     "or pass on_corrupt='skip'.") from None
-  w.setflags(write=False)
-  return w, sr
+  rec = store(path).meta["records"][i]
+  return store(path).audio(i, f"klettres clip {i} ({rec['text']!r}, {rec['lang']}, "
+                              f"{rec['file']})", REBUILD)
 
 
 def split_of_text(text: str) -> str:

@@ -19,7 +19,7 @@ from gemb.data.base import (PairSource, check_split, describe, filter_decodable,
                              stable_choice)
 from gemb.data.card import DatasetCard
 from gemb.data.emoji import bank
-from gemb.errors import ConfigError, InputError
+from gemb.errors import ConfigError
 
 REBUILD = "apt-get install espeak-ng && pip install scipy && python tools/build_speech_assets.py"
 SIZES = {"train": 335, "validation": 42, "test": 776}
@@ -28,15 +28,8 @@ SIZES = {"train": 335, "validation": 42, "test": 776}
 @functools.lru_cache(maxsize=2048)
 def _clip(i: int, path: str) -> tuple[np.ndarray, int]:
   store = assets.speech_store(path)
-  try:
-    w, sr = assets.decode_audio(store.blob(i))
-  except Exception as e:
-    rec = store.meta["records"][i]
-    raise InputError(f"spoken-names clip {i} ({rec['text']!r}, {rec['lang']}) in {path} does not "
-                     f"decode ({type(e).__name__}: {e}). Rebuild it ({REBUILD}) or pass "
-                     "on_corrupt='skip'.") from None
-  w.setflags(write=False)
-  return w, sr
+  rec = store.meta["records"][i]
+  return store.audio(i, f"spoken-names clip {i} ({rec['text']!r}, {rec['lang']})", REBUILD)
 
 
 TASK = "search result"  # a spoken name searching for its text or image

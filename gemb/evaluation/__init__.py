@@ -7,7 +7,7 @@ Importing this module registers the built-in evaluators in `gemb.evaluators`: ``
 
 from gemb.evaluation import metrics
 from gemb.evaluation import classification, clustering, crossmodal, retrieval, sts  # noqa: F401
-from gemb.evaluation.bootstrap import bootstrap_ci
+from gemb.evaluation.bootstrap import bootstrap_ci, seed_summary
 from gemb.evaluation.build import build_evaluator
 from gemb.evaluation.contract import EmbedFn, Evaluator, TaskResult, embed_all
 from gemb.evaluation.plots import plot_metric_vs_dim, plot_topk_grid
@@ -19,4 +19,5 @@ __all__ = [
     "ClassificationData", "ClusteringData", "EmbedFn", "Evaluator", "PairedData", "RetrievalData",
     "STSData", "TaskResult", "bootstrap_ci", "build_evaluator", "build_suite", "embed_all",
     "evaluate_suite", "format_table", "metrics", "plot_metric_vs_dim", "plot_topk_grid",
+    "seed_summary",
 ]

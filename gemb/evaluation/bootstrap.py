@@ -6,6 +6,9 @@ replicate resamples the queries of every stratum with replacement; the interval 
 `level` share of the replicates. With `baseline`, the replicates are of the difference
 mean(values) - mean(baseline) on the *same* resampled queries (a paired bootstrap), so the
 per-query correlation of two models on one set of queries narrows the interval as it should.
+
+Over seeds (a few independent runs rather than many queries) `seed_summary` gives the mean, the
+sample std and the Student-t interval of the mean.
 """
 
 from __future__ import annotations
@@ -63,3 +66,17 @@ def bootstrap_ci(values: Strata, baseline: Strata | None = None, *, level: float
   tail = (1.0 - level) / 2
   lo, hi = np.quantile(stat_b, [tail, 1.0 - tail])
   return float(lo), float(hi)
+
+
+def seed_summary(values, level: float = 0.95) -> dict:
+  """{mean, std, min, max, ci95, n} of per-seed values: the sample std (ddof 1) and the
+  Student-t interval of the mean at `level` (infinite with one seed)."""
+  from scipy import stats as sps
+  v = np.asarray(values, np.float64).reshape(-1)
+  if v.size == 0:
+    raise InputError("seed_summary: no values (pass one value per seed).")
+  n = len(v)
+  std = float(v.std(ddof=1)) if n > 1 else 0.0
+  half = float(sps.t.ppf(0.5 + level / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("inf")
+  return {"mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max()),
+          "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": n}

@@ -1,1 +1,1 @@
-"""Training: contrastive losses, the sharded trainer, Orbax checkpoints and model soups."""
+"""Training: contrastive losses, the sharded trainer and model soups (checkpoints: `gemb.checkpoint`)."""

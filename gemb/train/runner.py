@@ -24,11 +24,11 @@ import numpy as np
 from flax import nnx
 
 from gemb import registry, sharding
+from gemb.checkpoint import Checkpointer
 from gemb.errors import ConfigError, GembError
 from gemb.model.encoder import keep_media_max_len
 from gemb.model.inputs import TruncationWarning
 from gemb.train import soup as soup_lib
-from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 from gemb.train.trainer import OptimConfig, Trainer, fit, plot_curves
 

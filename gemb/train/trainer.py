@@ -24,9 +24,9 @@ from flax import nnx
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from gemb import registry, sharding
+from gemb.checkpoint import Checkpointer
 from gemb.errors import ConfigError, GembError
 from gemb.io import atomic_path
-from gemb.train.checkpoint import Checkpointer
 from gemb.train.data import Mixture, PairBatcher
 
 Hook = Callable[["Trainer", int, dict], None]

@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from _helpers import TESTS, run_gemb
+from _helpers import HELLO_RECIPE, run_gemb
 
-HELLO = str(TESTS / "fixtures" / "hello_recipe.py")
+HELLO = str(HELLO_RECIPE)
 
 
 def _snapshot(w: pathlib.Path) -> dict[str, bytes]:

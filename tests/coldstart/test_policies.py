@@ -140,17 +140,20 @@ def test_third_party_policy_plugs_in_and_is_checked(cal, static, small):
                   "my_policy", 0)
 
 
-def test_bad_policy_arguments():
-  with pytest.raises(InputError, match="strictly between 0 and 1"):
-    gemb.policies.build("discoverability(cf=1.5)")
+@pytest.mark.parametrize("spec,match", [
+    ("discoverability(cf=1.5)", "strictly between 0 and 1"),
+    ("epsilon_greedy(epsilon=2)", "epsilon"),
+    ("discoverability(plan='best')", "plan must be one of"),
+    ("discoverability(screens=(0, 10))", "screens must be positive"),
+])
+def test_bad_policy_arguments(spec, match):
+  with pytest.raises(InputError, match=match):
+    gemb.policies.build(spec)
+
+
+def test_discoverability_without_a_model():
   with pytest.raises(InputError, match="no model"):
     gemb.policies.build("discoverability").allocate(_obs(3, 10), np.random.default_rng(0))
-  with pytest.raises(InputError, match="epsilon"):
-    gemb.policies.build("epsilon_greedy(epsilon=2)")
-  with pytest.raises(InputError, match="plan must be one of"):
-    gemb.policies.build("discoverability(plan='best')")
-  with pytest.raises(InputError, match="screens must be positive"):
-    gemb.policies.build("discoverability(screens=(0, 10))")
 
 
 def test_paced_step_looks_past_the_period_cap():

@@ -10,15 +10,14 @@ import textwrap
 import numpy as np
 import pytest
 
-from _helpers import COLDSTART_FAST as FAST, needs_movielens
+from _helpers import COLDSTART_FAST as FAST, needs_movielens, without_timings
 
 pytestmark = needs_movielens
-TIMING = ("seconds", "wall_s_per_period")
 
 # Runs the recipe in a child process that SIGKILLs itself right after checkpoint `kill_after`.
 CHILD = textwrap.dedent("""
     import os, signal, sys
-    from gemb.train import checkpoint
+    from gemb import checkpoint
     kill_after = int(sys.argv[2])
     save = checkpoint.Checkpointer.save
     def save_then_die(self, step, *a, **k):
@@ -32,14 +31,6 @@ CHILD = textwrap.dedent("""
     from gemb.run import run_recipe
     run_recipe("coldstart:tiny", sys.argv[3:], workdir=sys.argv[1])
 """)
-
-
-def _strip(x):
-  if isinstance(x, dict):
-    return {k: _strip(v) for k, v in x.items() if k not in TIMING}
-  if isinstance(x, list):
-    return [_strip(v) for v in x]
-  return x
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +48,7 @@ def uninterrupted(tmp_path_factory):
 def test_killed_run_resumes_to_the_same_report(tmp_path, uninterrupted, kill_after):
   import gemb.coldstart.runner  # noqa: F401
   from gemb.run import run_recipe
-  from gemb.train.checkpoint import Checkpointer
+  from gemb.checkpoint import Checkpointer
   env = {**os.environ, "GEMB_PROGRESS": "0"}
   child = subprocess.run([sys.executable, "-c", CHILD, str(tmp_path), str(kill_after), *FAST],
                          env=env, capture_output=True, text=True, timeout=600)
@@ -69,7 +60,7 @@ def test_killed_run_resumes_to_the_same_report(tmp_path, uninterrupted, kill_aft
   ckpt.close()
   run_recipe("coldstart:tiny", FAST, workdir=str(tmp_path))
   resumed = json.loads((tmp_path / "report.json").read_text())
-  assert _strip(resumed) == _strip(uninterrupted)
+  assert without_timings(resumed) == without_timings(uninterrupted)
   assert sum(resumed["policies"]["discoverability"]["spent_per_seed"]) > 0
 
 

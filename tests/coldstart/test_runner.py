@@ -18,7 +18,7 @@ def test_recipe_writes_report_and_discoverability_beats_uniform(tmp_path):
   # admission floor within its 3 periods (10 + 5 + 3.3); a policy must concentrate traffic.
   headline = run_recipe("coldstart:tiny", FAST + ["sim.budget=400"], workdir=str(tmp_path))
   report = json.loads((tmp_path / "report.json").read_text())
-  assert set(report["policies"]) == {"uniform", "discoverability", "oracle"}
+  assert set(report["policies"]) == {"uniform", "discoverability", "truth_heuristic"}
   for p in report["policies"].values():
     assert max(p["spent_per_seed"]) <= 3 * report["sim"]["budget"]
     assert len(p["curve_mean"]) == 3

@@ -41,24 +41,7 @@ def test_emoji_builder_reproduces_committed_images(tmp_path):
   for i, r in enumerate(fresh.meta["records"]):
     j = index[r["emoji"]]
     assert r == committed.meta["records"][j]
-    a = assets.decode_image(fresh.blob(i)).astype(int)
-    b = assets.decode_image(committed.blob(j)).astype(int)
-    assert np.abs(a - b).mean() < 1.0  # same rendering (lossy WebP may differ by a level)
-
-
-@pytest.mark.skipif(shutil.which("espeak-ng") is None or importlib.util.find_spec("scipy") is None,
-                    reason="needs apt espeak-ng and pip scipy (build-only)")
-def test_speech_builder_reproduces_committed_clips(tmp_path):
-  out = tmp_path / "speech.npz"
-  subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_speech_assets.py"),
-                  "--limit", "3", "--out", str(out)], check=True, capture_output=True)
-  fresh = assets.BlobStore(str(out), "audio", "")
-  committed = assets.speech_store()
-  for i in range(3):
-    assert fresh.meta["records"][i] == committed.meta["records"][i]
-    a, sr = assets.decode_audio(fresh.blob(i))
-    b, _ = assets.decode_audio(committed.blob(i))
-    assert sr == 16000 and abs(len(a) - len(b)) < 400
+    assert _same_blob("images", fresh.blob(i), committed.blob(j))
 
 
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs apt espeak-ng")
@@ -67,37 +50,41 @@ def test_synthesize_on_the_fly():
   assert w.dtype == np.float32 and 0.5 < len(w) / 16000 < 3.0 and np.abs(w).max() > 0.05
 
 
-@pytest.mark.skipif(not os.path.isdir("/usr/share/openclipart/png"),
-                    reason="needs apt openclipart-png (build-only)")
-def test_openclipart_builder_reproduces_committed_images(tmp_path):
-  from gemb.data import openclipart
-  out = tmp_path / "openclipart.npz"
-  subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_openclipart_assets.py"),
-                  "--limit", "4", "--out", str(out)], check=True, capture_output=True)
-  fresh = assets.BlobStore(str(out), "images", "")
-  committed = openclipart.bank().store
-  for i in range(4):
-    assert fresh.meta["records"][i] == committed.meta["records"][i]
-    a = assets.decode_image(fresh.blob(i)).astype(int)
-    b = assets.decode_image(committed.blob(i)).astype(int)
-    assert np.abs(a - b).mean() < 1.0
+def _committed_store(name):
+  from gemb.data import klettres, openclipart
+  return {"speech": assets.speech_store, "openclipart": lambda: openclipart.bank().store,
+          "klettres": klettres.store}[name]()
 
 
-@pytest.mark.skipif(not os.path.isdir("/usr/share/klettres") or
-                    importlib.util.find_spec("scipy") is None,
-                    reason="needs apt klettres-data and pip scipy (build-only)")
-def test_klettres_builder_reproduces_committed_clips(tmp_path):
-  from gemb.data import klettres
-  out = tmp_path / "klettres.npz"
-  subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_klettres_assets.py"),
-                  "--limit", "3", "--out", str(out)], check=True, capture_output=True)
-  fresh = assets.BlobStore(str(out), "audio", "")
-  committed = klettres.store()
-  for i in range(3):
+def _same_blob(kind, fresh, committed):
+  if kind == "images":  # same rendering (lossy WebP may differ by a level)
+    a, b = (assets.decode_image(x).astype(int) for x in (fresh, committed))
+    return np.abs(a - b).mean() < 1.0
+  (a, sr), (b, _) = assets.decode_audio(fresh), assets.decode_audio(committed)
+  return sr == 16000 and abs(len(a) - len(b)) < 400  # Opus frames: lengths within 25 ms
+
+
+_HAS_SCIPY = importlib.util.find_spec("scipy") is not None
+BUILDERS = [  # (asset, blob kind, records rebuilt, what the builder needs (build-only))
+    pytest.param("speech", "audio", 3, marks=pytest.mark.skipif(
+        shutil.which("espeak-ng") is None or not _HAS_SCIPY, reason="needs apt espeak-ng, pip scipy")),
+    pytest.param("openclipart", "images", 4, marks=pytest.mark.skipif(
+        not os.path.isdir("/usr/share/openclipart/png"), reason="needs apt openclipart-png")),
+    pytest.param("klettres", "audio", 3, marks=pytest.mark.skipif(
+        not os.path.isdir("/usr/share/klettres") or not _HAS_SCIPY,
+        reason="needs apt klettres-data, pip scipy")),
+]
+
+
+@pytest.mark.parametrize("name,kind,n", BUILDERS)
+def test_builder_reproduces_committed_records(tmp_path, name, kind, n):
+  out = tmp_path / f"{name}.npz"
+  subprocess.run([sys.executable, os.path.join(ROOT, "tools", f"build_{name}_assets.py"),
+                  "--limit", str(n), "--out", str(out)], check=True, capture_output=True)
+  fresh, committed = assets.BlobStore(str(out), kind, ""), _committed_store(name)
+  for i in range(n):
     assert fresh.meta["records"][i] == committed.meta["records"][i]
-    a, sr = assets.decode_audio(fresh.blob(i))
-    b, _ = assets.decode_audio(committed.blob(i))
-    assert sr == 16000 and abs(len(a) - len(b)) < 400
+    assert _same_blob(kind, fresh.blob(i), committed.blob(i))
 
 
 @pytest.mark.skipif(not os.path.isdir("/usr/share/unicode/cldr/common/annotations"),

@@ -156,17 +156,19 @@ def test_code_pairs_strip_docstrings():
   assert all(len(r["negatives"]) <= 1 for r in src.records)
 
 
-def test_bad_input_errors():
-  with pytest.raises(ConfigError, match="splits train, validation, test"):
-    gemb.datasets.build("emoji", split="dev")
-  with pytest.raises(ConfigError, match="unknown languages"):
-    gemb.datasets.build("emoji(languages=['xx'])")
-  with pytest.raises(ConfigError, match="motion"):
-    gemb.datasets.build("clips(motions=('spin',))")
-  with pytest.raises(ConfigError, match="on_corrupt"):
-    gemb.datasets.build("emoji(on_corrupt='ignore')")
-  with pytest.raises(ConfigError, match="source"):
-    gemb.datasets.build("text-pairs(source='wiki')")
+@pytest.mark.parametrize("spec,split,match", [
+    ("emoji", "dev", "splits train, validation, test"),
+    ("emoji(languages=['xx'])", "train", "unknown languages"),
+    ("clips(motions=('spin',))", "train", "motion"),
+    ("emoji(on_corrupt='ignore')", "train", "on_corrupt"),
+    ("text-pairs(source='wiki')", "train", "source"),
+])
+def test_bad_input_errors(spec, split, match):
+  with pytest.raises(ConfigError, match=match):
+    gemb.datasets.build(spec, split=split)
+
+
+def test_index_past_the_end():
   with pytest.raises(IndexError):
     gemb.datasets.build("emoji(limit=3)")[3]
 

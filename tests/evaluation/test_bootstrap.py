@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from gemb.errors import InputError
-from gemb.evaluation import bootstrap_ci
+from gemb.evaluation import bootstrap_ci, seed_summary
 
 
 def test_zero_one_metric_matches_the_binomial_quantiles():
@@ -57,3 +57,14 @@ def test_bad_input():
     bootstrap_ci(np.array([1.0, np.nan]))
   with pytest.raises(InputError, match="level"):
     bootstrap_ci(np.ones(3), level=1.5)
+
+
+def test_seed_summary_is_the_student_t_interval():
+  # Three seeds 1, 2, 3: mean 2, sample std 1; t(0.975, df=2) = 4.3027 from a printed t-table.
+  s = seed_summary([1.0, 2.0, 3.0])
+  assert s["mean"] == 2.0 and s["std"] == 1.0 and s["n"] == 3
+  half = 4.3027 / np.sqrt(3)
+  np.testing.assert_allclose(s["ci95"], [2.0 - half, 2.0 + half], atol=1e-4)
+  assert seed_summary([5.0])["ci95"] == [-np.inf, np.inf]  # one seed: no interval
+  with pytest.raises(InputError, match="one value per seed"):
+    seed_summary([])

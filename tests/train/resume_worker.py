@@ -14,7 +14,8 @@ import numpy as np
 
 import toy
 from gemb import sharding
-from gemb.train import checkpoint, data, trainer as T
+from gemb import checkpoint
+from gemb.train import data, trainer as T
 
 
 def main(workdir, steps, kill_at, out):

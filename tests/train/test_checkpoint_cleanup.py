@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gemb.train.checkpoint import INVENTORY, TRASH, Checkpointer
+from gemb.checkpoint import INVENTORY, TRASH, Checkpointer
 
 
 def _state(step):

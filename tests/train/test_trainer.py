@@ -15,7 +15,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import toy
 from gemb import sharding
 from gemb.errors import ConfigError
-from gemb.train import checkpoint, data, trainer as T
+from gemb import checkpoint
+from gemb.train import data, trainer as T
 
 HERE = pathlib.Path(__file__).parent
 

@@ -4,7 +4,7 @@
 * `baselines`: uniform, uniform_floor, epsilon_greedy, ucb, thompson;
 * `discoverability`: the paper's policy, with three planners: `lookahead` (default), `greedy`,
   `quota` (the paper's plan);
-* `truth`: `truth_heuristic` (alias `oracle`), a reference that reads the ground truth.
+* `truth`: `truth_heuristic`, a reference that reads the ground truth.
 
 Register a factory, a class or a function returning a policy::
 

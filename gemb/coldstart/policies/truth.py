@@ -49,8 +49,3 @@ class TruthHeuristic:
     if left >= 1 and viable.any():
       x = x + np.where(viable, left / viable.sum(), 0.0)
     return x
-
-
-# The name used by recipes and tests written before the rename (tests/_helpers.py, quickstart).
-registry.policies.register("oracle", TruthHeuristic,
-                           description="alias of truth_heuristic (the old name)")

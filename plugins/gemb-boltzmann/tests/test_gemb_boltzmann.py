@@ -13,17 +13,9 @@ SIM = SimConfig(periods=4, n_new=40, n_users=200, budget=600, n_min=20, m_recs=3
 SEEDS = (0, 1, 2)
 
 
-def _platform(n_users=64, n_items=120, d=4, seed=0):
-  rng = np.random.default_rng(seed)
-  cal = Calibration(
-      user_ud=rng.normal(0, 0.5, (n_users, d)).astype(np.float32),
-      user_bias_u=rng.normal(0, 0.3, n_users).astype(np.float32),
-      item_id=rng.normal(0, 0.5, (n_items, d)).astype(np.float32),
-      item_bias_i=rng.normal(0, 0.6, n_items).astype(np.float32),
-      mu=3.5, kappa=1.5, pivot=3.5,
-      fresh_templates=np.arange(n_items // 2), established=np.arange(n_items // 2, n_items),
-      rmse=0.0)
-  static = rng.normal(size=(n_items, 6)).astype(np.float32)
+def _platform(seed=0):
+  cal = Calibration.synthetic(seed=seed)
+  static = np.random.default_rng(seed).normal(size=(len(cal.item_id), 6)).astype(np.float32)
   return cal, static
 
 
