@@ -28,6 +28,11 @@ def _stage(steps, batch_size, tasks, hard_negatives, lr, loss):
       "batch_size": batch_size,
       "tasks": tasks,  # ((gemb.datasets spec, sampling rate), ...); one task per batch
       "hard_negatives": hard_negatives,
+      # "dataset": each dataset's own negatives; "mined": the `hard_negatives` nearest documents
+      # of the split under the model as the stage starts, known positives dropped
+      # (gemb.train.mining), searched with `mine_retriever`.
+      "negatives": "dataset",
+      "mine_retriever": "exact",
       "prompt_dropout": 0.1,  # per query: the share trained without its task prompt
       "loss": loss,
       "optim": {"lr": lr, "warmup_steps": 0, "warmup_frac": 0.1, "schedule": "cosine",

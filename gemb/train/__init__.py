@@ -1,1 +1,2 @@
-"""Training: contrastive losses, the sharded trainer and model soups (checkpoints: `gemb.checkpoint`)."""
+"""Training: contrastive losses, the sharded trainer, mined hard negatives and model soups
+(checkpoints: `gemb.checkpoint`)."""

@@ -16,6 +16,7 @@ with bootstrap intervals and the paired interval of the trained-minus-untrained 
 from __future__ import annotations
 
 import dataclasses
+import json
 import warnings
 from typing import Any
 
@@ -26,6 +27,7 @@ from flax import nnx
 from gemb import registry, sharding
 from gemb.checkpoint import Checkpointer
 from gemb.errors import ConfigError, GembError
+from gemb.io import atomic_write
 from gemb.model.encoder import keep_media_max_len
 from gemb.model.inputs import TruncationWarning
 from gemb.train import soup as soup_lib
@@ -169,6 +171,8 @@ class StageConfig:
   optim: dict[str, Any]
   hard_negatives: int = 0
   prompt_dropout: float = 0.0
+  negatives: str = "dataset"  # or "mined" (gemb.train.mining)
+  mine_retriever: str = "exact"
 
   def __post_init__(self):
     checks = [(self.steps >= 0, f"steps={self.steps} must be >= 0"),
@@ -177,7 +181,11 @@ class StageConfig:
               (all(r > 0 for _, r in self.tasks), f"tasks={self.tasks}: every rate must be > 0"),
               (self.hard_negatives >= 0, f"hard_negatives={self.hard_negatives} must be >= 0"),
               (0.0 <= self.prompt_dropout <= 1.0,
-               f"prompt_dropout={self.prompt_dropout} must be in [0, 1]")]
+               f"prompt_dropout={self.prompt_dropout} must be in [0, 1]"),
+              (self.negatives in ("dataset", "mined"),
+               f"negatives={self.negatives!r}; use 'dataset' or 'mined'"),
+              (self.negatives != "mined" or self.hard_negatives >= 1,
+               "negatives='mined' needs hard_negatives >= 1 (how many to mine per query)")]
     for ok, what in checks:
       if not ok:
         raise ConfigError(what + ".")
@@ -276,6 +284,8 @@ def train(cfg, run) -> dict:
       sources[spec] = registry.datasets.build(spec, split="train")
       rates[spec] = rate
       trained_tasks[sources[spec].task] = model_lib.task_prompt(sources[spec].task)
+    if st.get("negatives", "dataset") == "mined":
+      sources = _mined(sources, encoder, st, run, name)
     sharding.check_global_batch(st.batch_size, mesh, rules)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
@@ -318,6 +328,28 @@ def train(cfg, run) -> dict:
   run.write_json("summary.json", summary)
   _prune_finished(stage_ckpts, cfg.checkpoint.keep_finished)
   return summary
+
+
+def _mined(sources: dict, encoder, st, run, stage: str) -> dict:
+  """The stage's sources with hard negatives mined by the model as the stage starts
+  (`gemb.train.mining`). The mined positions are saved to WORKDIR/mined/STAGE.json, so a resumed
+  run trains on the same negatives instead of mining with its mid-stage weights."""
+  from gemb.train.mining import MinedNegatives, mine_hard_negatives
+  path = run.workdir / "mined" / f"{stage}.json"
+  saved = json.loads(path.read_text()) if path.exists() else {}
+  out = {}
+  embed = lambda items, task: encoder.embed(items, task=task)
+  for spec, src in sources.items():
+    if spec in saved:
+      out[spec] = MinedNegatives.restore(src, saved[spec])
+      continue
+    out[spec] = mine_hard_negatives(src, embed, st.hard_negatives,
+                                    retriever=st.get("mine_retriever", "exact"))
+    saved[spec] = out[spec].to_json()
+  if run.is_writer:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, json.dumps(saved))
+  return out
 
 
 def _prune_finished(ckpts: list[Checkpointer], keep: int) -> None:
