@@ -98,7 +98,6 @@ ax2.set(xlabel="period", ylabel="discoverable (cumulative)", title="over time")
 ax2.legend(fontsize=8)
 fig.tight_layout()
 fig.savefig("coldstart_policies.png", dpi=80)  # Jupyter and Colab also show it inline
-  plt.close(fig)
 
 # %% [markdown]
 # ## The allocation API on a small instance

@@ -111,7 +111,6 @@ for r, (q, ids) in enumerate(zip(queries, ids_qk)):
     ax.axis("off")
 fig.suptitle(f"text → image, preset {PRESET}")
 fig.savefig("quickstart_search.png", dpi=80)  # Jupyter and Colab also show it inline
-  plt.close(fig)
 
 # %% [markdown]
 # ## Text → text

@@ -93,7 +93,6 @@ ax.set(xlabel="step (stages back to back)", ylabel="InfoNCE loss (sum over Matry
        title=f"{RECIPE}: training loss")
 ax.legend()
 fig.savefig("training_loss.png", dpi=80)  # Jupyter and Colab also show it inline
-  plt.close(fig)
 
 # %% [markdown]
 # ## Load the trained model and embed
