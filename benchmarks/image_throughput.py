@@ -63,13 +63,17 @@ def main() -> None:
   fresh = lambda: [gm.Image(rng.random((224, 224, 3), dtype=np.float32)) for _ in range(args.n)]
   out: dict = {"n": args.n, "batch": args.batch, "repeats": args.repeats}
 
-  t = _timed(lambda: enc.embed(fresh()[:args.batch], batch_size=args.batch))
-  print(f"warm-up (compiles) images: {t:.1f}s")
-  img_times = []
-  for _ in range(args.repeats):
-    items = fresh()
-    img_times.append(_timed(lambda: enc.embed(items, batch_size=args.batch)))
-  out["images_per_s"] = round(args.n / statistics.median(img_times), 2)
+  def rate(make_items, what: str) -> float:
+    """Items/s of `enc.embed` over fresh items each round (median), after a compiling warm-up."""
+    t = _timed(lambda: enc.embed(make_items()[:args.batch], batch_size=args.batch))
+    print(f"warm-up (compiles) {what}: {t:.1f}s")
+    times = []
+    for _ in range(args.repeats):
+      items = make_items()
+      times.append(_timed(lambda: enc.embed(items, batch_size=args.batch)))
+    return round(len(items) / statistics.median(times), 2)
+
+  out["images_per_s"] = rate(fresh, "images")
   print(f"images/s (tower + backbone, 224 px, batch {args.batch}): {out['images_per_s']}")
 
   # The tower alone vs torch, interleaved.
@@ -100,13 +104,7 @@ def main() -> None:
 
   clips = lambda: [gm.Video(rng.random((8, 48, 48, 3), dtype=np.float32), 4.0)
                    for _ in range(args.clips)]
-  t = _timed(lambda: enc.embed(clips()[:args.batch], batch_size=args.batch))
-  print(f"warm-up (compiles) clips: {t:.1f}s")
-  vid_times = []
-  for _ in range(args.repeats):
-    items = clips()
-    vid_times.append(_timed(lambda: enc.embed(items, batch_size=args.batch)))
-  out["video_clips_per_s"] = round(args.clips / statistics.median(vid_times), 2)
+  out["video_clips_per_s"] = rate(clips, "clips")
   print(f"video clips/s (8 frames, 4 sampled): {out['video_clips_per_s']}")
 
   load_pdf = getattr(gemb, "load_pdf", None) or getattr(gm, "load_pdf", None)

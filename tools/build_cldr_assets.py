@@ -66,14 +66,8 @@ def main(argv=None) -> int:
       d = table.get(key(e))
       if d and "name" in d:
         names[e][lang] = [d["name"], d.get("keywords", [])]
-  version = ""
-  try:
-    import subprocess
-    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "unicode-cldr-core"],
-                             capture_output=True, text=True).stdout
-  except OSError:
-    pass
-  data = {"source": f"Debian unicode-cldr-core {version}".strip(),
+  source = f"Debian unicode-cldr-core {assets.debian_version('unicode-cldr-core')}".strip()
+  data = {"source": source,
           "languages": [*TRAIN_LANGUAGES, *EVAL_LANGUAGES], "names": names}
   blob = gzip.compress(json.dumps(data, ensure_ascii=False, sort_keys=True).encode(), 9, mtime=0)
   tmp = args.out + ".tmp"

@@ -17,7 +17,6 @@ stored once.
 from __future__ import annotations
 
 import argparse
-import io
 import os
 import sys
 import unicodedata
@@ -90,19 +89,11 @@ def main(argv=None) -> int:
     y = trim(resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32), SAMPLE_RATE)
     peak = float(np.abs(y).max()) or 1.0
     y = (y * min(1.0, 0.9 / peak)).astype(np.float32)
-    buf = io.BytesIO()
-    sf.write(buf, y, SAMPLE_RATE, format="OGG", subtype="OPUS")
-    blobs.append(buf.getvalue())
+    blobs.append(assets.encode_opus(y, SAMPLE_RATE))
     metas.append({**e, "seconds": round(len(y) / SAMPLE_RATE, 3)})
-  version = ""
-  try:
-    import subprocess
-    version = subprocess.run(["dpkg-query", "-W", "-f=${Version}", "klettres-data"],
-                             capture_output=True, text=True).stdout
-  except OSError:
-    pass
   assets.write_blob_store(args.out, "audio", blobs, {
-      "sample_rate": SAMPLE_RATE, "source": f"Debian klettres-data {version}".strip(),
+      "sample_rate": SAMPLE_RATE,
+      "source": f"Debian klettres-data {assets.debian_version('klettres-data')}".strip(),
       "records": metas})
   print(f"wrote {len(metas)} clips ({sum(m['seconds'] for m in metas):.0f} s, {bad} unreadable) "
         f"to {args.out}: {os.path.getsize(args.out) / 1e6:.2f} MB")

@@ -73,9 +73,7 @@ def main(argv=None) -> int:
     x, sr = synthesize(text, VOICES[lang])
     g = np.gcd(SAMPLE_RATE, sr)
     y = resample_poly(x, SAMPLE_RATE // g, sr // g).astype(np.float32)
-    buf = io.BytesIO()
-    sf.write(buf, y, SAMPLE_RATE, format="OGG", subtype="OPUS")
-    blobs.append(buf.getvalue())
+    blobs.append(assets.encode_opus(y, SAMPLE_RATE))
     metas.append({"emoji": r["emoji"], "lang": lang, "text": text, "voice": VOICES[lang],
                   "seconds": round(len(y) / SAMPLE_RATE, 3)})
   version = subprocess.run(["espeak-ng", "--version"], capture_output=True, text=True).stdout

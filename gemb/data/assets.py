@@ -143,6 +143,24 @@ def decode_audio(data: bytes) -> tuple[np.ndarray, int]:
   return w.mean(axis=1), int(sr)
 
 
+def encode_opus(w: np.ndarray, sample_rate: int) -> bytes:
+  """A mono waveform as Ogg/Opus bytes: how the audio assets store their clips."""
+  import soundfile as sf
+  buf = io.BytesIO()
+  sf.write(buf, w, sample_rate, format="OGG", subtype="OPUS")
+  return buf.getvalue()
+
+
+def debian_version(package: str) -> str:
+  """The installed version of a Debian package ("" without dpkg): asset builders record it."""
+  import subprocess
+  try:
+    return subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
+                          capture_output=True, text=True).stdout.strip()
+  except OSError:
+    return ""
+
+
 def check_font(path: str = FONT_PATH) -> str:
   """The emoji font's path; raises MissingAssetError with install instructions."""
   if not os.path.exists(path):
