@@ -165,11 +165,6 @@ def param_specs(state: Any, rules: Mapping[str, Target], mesh: Mesh | None = Non
   return out
 
 
-def batch_spec(rules: Mapping[str, Target]) -> P:
-  """The spec of the leading (batch) dimension of every input array."""
-  return P(rules.get("batch"))
-
-
 def batch_shards(mesh: Mesh, rules: Mapping[str, Target]) -> int:
   return math.prod(mesh.shape[a] for a in _axes(rules.get("batch")))
 

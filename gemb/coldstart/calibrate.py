@@ -45,11 +45,6 @@ class Calibration:
                fresh_templates=np.arange(n_items // 2),
                established=np.arange(n_items // 2, n_items), rmse=0.0)
 
-  def logits(self, user_ud, user_bias_u, item_id, item_bias_i) -> jnp.ndarray:
-    """[n_users, n_items] engagement logits."""
-    r = self.mu + user_bias_u[:, None] + item_bias_i[None, :] + user_ud @ item_id.T
-    return self.kappa * (r - self.pivot)
-
 
 def fit_mf(ml: MovieLens, dim: int = 16, steps: int = 400, l2: float = 0.05, lr: float = 0.05,
            seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, float, float]:

@@ -85,10 +85,6 @@ def card_for(name: str, description: str, sizes: dict, source: str = "") -> Data
       sizes=sizes, rebuild=REBUILD)
 
 
-def _sizes(fn) -> dict:
-  return {s: len(fn(s)) for s in ("train", "validation", "test")}
-
-
 SIZES = {"train": 26852, "validation": 3766, "test": 3836}  # all 14 languages, with skin tones
 
 

@@ -66,8 +66,3 @@ def load_bert_safetensors(model: EmbeddingModel, path: str) -> EmbeddingModel:
       _assign(norm.scale, get(p + name + ".weight"), p + name + ".weight")
       _assign(norm.bias, get(p + name + ".bias"), p + name + ".bias")
   return model
-
-
-def from_pretrained(model: EmbeddingModel, path: str) -> EmbeddingModel:
-  """Alias of `load_bert_safetensors`: the name the issue and trainers use."""
-  return load_bert_safetensors(model, path)

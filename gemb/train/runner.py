@@ -26,6 +26,7 @@ from flax import nnx
 
 from gemb import registry, sharding
 from gemb.checkpoint import Checkpointer
+from gemb.config import dataclass_from
 from gemb.errors import ConfigError, GembError
 from gemb.io import atomic_write
 from gemb.model.encoder import keep_media_max_len
@@ -220,7 +221,6 @@ class CheckpointConfig:
 def check_train_config(cfg) -> None:
   """The whole ``train`` config, checked before any work: every stage, its tasks, loss and
   optimizer, the soup, checkpointing and evaluation settings. Raises ConfigError naming the key."""
-  from gemb.config import dataclass_from
   if not cfg.stage_order:
     raise ConfigError("stage_order is empty; name at least one of stages: "
                       f"{', '.join(sorted(cfg.stages))}.")
@@ -284,8 +284,9 @@ def train(cfg, run) -> dict:
       sources[spec] = registry.datasets.build(spec, split="train")
       rates[spec] = rate
       trained_tasks[sources[spec].task] = model_lib.task_prompt(sources[spec].task)
-    if st.get("negatives", "dataset") == "mined":
-      sources = _mined(sources, encoder, st, run, name)
+    typed = dataclass_from(StageConfig, st, where=f"stages.{name}")  # defaults for unset keys
+    if typed.negatives == "mined":
+      sources = _mined(sources, encoder, typed, run, name)
     sharding.check_global_batch(st.batch_size, mesh, rules)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
@@ -330,7 +331,7 @@ def train(cfg, run) -> dict:
   return summary
 
 
-def _mined(sources: dict, encoder, st, run, stage: str) -> dict:
+def _mined(sources: dict, encoder, st: StageConfig, run, stage: str) -> dict:
   """The stage's sources with hard negatives mined by the model as the stage starts
   (`gemb.train.mining`). The mined positions are saved to WORKDIR/mined/STAGE.json, so a resumed
   run trains on the same negatives instead of mining with its mid-stage weights."""
@@ -344,7 +345,7 @@ def _mined(sources: dict, encoder, st, run, stage: str) -> dict:
       out[spec] = MinedNegatives.restore(src, saved[spec])
       continue
     out[spec] = mine_hard_negatives(src, embed, st.hard_negatives,
-                                    retriever=st.get("mine_retriever", "exact"))
+                                    retriever=st.mine_retriever)
     saved[spec] = out[spec].to_json()
   if run.is_writer:
     path.parent.mkdir(parents=True, exist_ok=True)
