@@ -113,6 +113,7 @@ def quickstart(cfg, run: Run) -> dict[str, Any]:
       "retrieval_trained": _main_scores(after, full),
       "main_metric": before["main_metric"],
       "train": {k: v for k, v in train_summary.items() if k.startswith("validation")},
+      "soup": train_summary.get("soup"),
       "coldstart": {name: p["discoverable"] for name, p in policies.items()},
       "coldstart_headline": headline,
       "timings_s": {k: round(v, 1) for k, v in timings.items()},
@@ -150,6 +151,14 @@ def summary_table(summary: dict[str, Any], dim: str) -> str:
     chance = "-" if r["chance"] is None else f"{100 * r['chance']:.1f}"
     lines.append(f"| {task} | {r['metric']} | {r['n_queries']} / {r['n_corpus']} | {chance} | "
                  f"{100 * r['untrained']:.1f} | {trained} | {delta} |")
+  soup = summary.get("soup")
+  if soup and soup.get("scores"):  # which training the saved model holds, and why
+    dropped = [c for c in soup["scores"] if c != "soup" and c not in soup["kept"]]
+    lines += ["", f"Model soup ({soup['method']}, chosen on the validation split): kept "
+              f"{', '.join(soup['kept'])}; validation score of each candidate: "
+              + ", ".join(f"{c} {v:.3f}" for c, v in soup["scores"].items())
+              + (f". Not averaged in ({', '.join(dropped)}): adding each lowered that score."
+                 if dropped else ".")]
   lines += ["", "Cold start: discoverable items per policy, same budget (mean ± std over seeds):",
             "", "| policy | discoverable |", "|---|---:|"]
   for name, s in summary["coldstart"].items():
