@@ -83,9 +83,8 @@ def main() -> None:
   obs = observation(N_ITEMS)
   default = gemb.policies.build("discoverability")
   default.model = model
-  # The floor: every model row costs its matmuls (members x (f*h + h*h + h*3) multiply-adds).
-  f_in, hidden, members = static.shape[1] + N_ENGAGEMENT, 64, 10
-  flop_row = 2 * members * (f_in * hidden + hidden * hidden + hidden * 3)
+  # The floor: every model row costs its layers' matmuls (2 FLOPs per multiply-add, per member).
+  flop_row = sum(2 * w.size for w in model.w)  # w: [members, in, out]
   rows_lookahead = 1 + sum(x + 1 for x in default.screens)
   floor_s = lambda rows: rows * N_ITEMS * flop_row / peak
   print(f"float32 matmul peak (XLA, 2048^3): {peak / 1e9:.1f} GFLOP/s; model: {flop_row / 1e3:.0f} "

@@ -83,9 +83,15 @@ class PairSource:
     return len(self.records)
 
   def __getitem__(self, i: int) -> dict:
+    return self.example(i)
+
+  def example(self, i: int, negatives: bool = True) -> dict:
+    """Example i; with negatives=False its ``negatives`` are empty and never decoded (a caller
+    that brings its own, e.g. mined ones, does not pay for the dataset's images)."""
     if not -len(self) <= i < len(self):
       raise IndexError(f"{self.name}[{self.split}] has {len(self)} examples; index {i}.")
-    return self._materialize(self.records[i])
+    rec = self.records[i]
+    return self._materialize(rec if negatives else {**rec, "negatives": []})
 
   def __repr__(self) -> str:
     return f"<{self.name}[{self.split}]: {len(self)} examples>"

@@ -68,15 +68,15 @@ def bootstrap_ci(values: Strata, baseline: Strata | None = None, *, level: float
   return float(lo), float(hi)
 
 
-def seed_summary(values, level: float = 0.95) -> dict:
-  """{mean, std, min, max, ci95, n} of per-seed values: the sample std (ddof 1) and the
-  Student-t interval of the mean at `level` (infinite with one seed)."""
+def seed_summary(values) -> dict:
+  """{mean, std, min, max, ci95, n} of per-seed values: the sample std (ddof 1) and the 95%
+  Student-t interval of the mean (infinite with one seed)."""
   from scipy import stats as sps
   v = np.asarray(values, np.float64).reshape(-1)
   if v.size == 0:
     raise InputError("seed_summary: no values (pass one value per seed).")
   n = len(v)
   std = float(v.std(ddof=1)) if n > 1 else 0.0
-  half = float(sps.t.ppf(0.5 + level / 2, n - 1) * std / np.sqrt(n)) if n > 1 else float("inf")
+  half = float(sps.t.ppf(0.975, n - 1) * std / np.sqrt(n)) if n > 1 else float("inf")
   return {"mean": float(v.mean()), "std": std, "min": float(v.min()), "max": float(v.max()),
           "ci95": [float(v.mean() - half), float(v.mean() + half)], "n": n}

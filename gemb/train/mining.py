@@ -45,7 +45,7 @@ class MinedNegatives:
     return len(self.source)
 
   def __getitem__(self, i: int) -> dict:
-    ex = dict(self.source[i])
+    ex = _without_negatives(self.source, i)
     ex["negatives"] = [self.docs[j] for j in self.negatives_of[i]]
     return ex
 
@@ -62,10 +62,18 @@ class MinedNegatives:
     return cls(source, docs, negatives_of)
 
 
+def _without_negatives(source: Any, i: int) -> dict:
+  """Example i without decoding the dataset's own negatives where the source allows it
+  (`PairSource.example`); any other source gives the whole example."""
+  if hasattr(source, "example"):
+    return dict(source.example(i, negatives=False))
+  return dict(source[i])
+
+
 def distinct_positives(source: Any) -> tuple[list[Any], list[int], list[dict]]:
   """(docs, doc_of_example, examples): the split's distinct positives by `positive_id`, which
   document each example's positive is, and the materialized examples."""
-  examples = [source[i] for i in range(len(source))]
+  examples = [_without_negatives(source, i) for i in range(len(source))]
   docs, where, doc_of = [], {}, []
   for i, ex in enumerate(examples):
     key = ex.get("positive_id", f"#{i}")

@@ -278,16 +278,15 @@ def train(cfg, run) -> dict:
   trainer = None
   stage_finals: list[tuple[str, Any]] = []  # earlier stages' final weights: greedy soup candidates
   for i, name in enumerate(cfg.stage_order):
-    st = _stage_cfg(cfg, name)
+    st = dataclass_from(StageConfig, _stage_cfg(cfg, name), where=f"stages.{name}")
+    sharding.check_global_batch(st.batch_size, mesh, rules)
     sources, rates = {}, {}
     for spec, rate in st.tasks:
       sources[spec] = registry.datasets.build(spec, split="train")
       rates[spec] = rate
       trained_tasks[sources[spec].task] = model_lib.task_prompt(sources[spec].task)
-    typed = dataclass_from(StageConfig, st, where=f"stages.{name}")  # defaults for unset keys
-    if typed.negatives == "mined":
-      sources = _mined(sources, encoder, typed, run, name)
-    sharding.check_global_batch(st.batch_size, mesh, rules)
+    if st.negatives == "mined":
+      sources = _mined(sources, encoder, st, run, name)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
                       process_index=jax.process_index(), process_count=jax.process_count())
     # One process: a step's items share packed rows. Several: each side padded to an agreed
@@ -296,7 +295,7 @@ def train(cfg, run) -> dict:
             if cfg.pack and jax.process_count() == 1 else None)
     batcher = PairBatcher(_prepare_fn(encoder, cfg.seq_len), hard_negatives=st.hard_negatives,
                           prompt_dropout=st.prompt_dropout, seed=cfg.seed, pack=pack)
-    optim = OptimConfig.from_config(st.optim.to_dict(), total_steps=st.steps)
+    optim = OptimConfig.from_config(st.optim, total_steps=st.steps)
     trainer = Trainer(encoder.model, mesh=mesh, rules=rules, optim=optim, loss=st.loss,
                       seed=cfg.seed)
     ckpt = Checkpointer(run.workdir / "ckpt" / name, every=cfg.checkpoint.every,

@@ -246,3 +246,14 @@ def test_registered_with_cards():
   card = gemb.datasets.build("emoji(limit=2)").card
   assert "OFL" in card.license or "Open Font" in card.license
   assert card.rebuild and card.sizes["train"] == emoji.SIZES["train"]
+
+
+@pytest.mark.parametrize("spec", ["emoji(limit=8)", "code(limit=8)", "clips(limit=4)"])
+def test_example_without_negatives_decodes_none(spec):
+  src = gemb.datasets.build(spec, split="train")
+  for i in range(len(src)):
+    whole, bare = src[i], src.example(i, negatives=False)
+    assert whole["negatives"] and bare["negatives"] == []
+    assert {k: v for k, v in bare.items() if k != "negatives"}.keys() == \
+        {k for k in whole if k != "negatives"}
+    assert repr(bare["query"]) == repr(whole["query"]) and bare["id"] == whole["id"]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from gemb import run as run_lib
-from gemb.errors import ConfigError
+from gemb.errors import ConfigError, InputError
 from gemb.train.mining import MinedNegatives, mine_hard_negatives
 
 
@@ -82,7 +82,7 @@ def test_restore_gives_the_same_source_and_rejects_stale_positions():
   mined = mine_hard_negatives(src, embed, 2)
   again = MinedNegatives.restore(src, json.loads(json.dumps(mined.to_json())))
   assert [again[i] for i in range(len(src))] == [mined[i] for i in range(len(src))]
-  with pytest.raises(Exception, match="delete them to mine again"):
+  with pytest.raises(InputError, match="delete them to mine again"):
     MinedNegatives.restore(src, [[99]] * len(src))
 
 
