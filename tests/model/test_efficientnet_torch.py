@@ -1,5 +1,5 @@
-"""gemb's EfficientNet-Lite0 against a torch reference of the same network, and the torch-free
-checkpoint reader against `torch.save` / `torch.load`. Runs where torch is installed (CI's mteb
+"""gemb's EfficientNet-Lite0, 1 and 2 against a torch reference of the same network, and the
+torch-free checkpoint reader against `torch.save` / `torch.load`. Runs where torch is installed (CI's mteb
 step: `bash setup.sh mteb`); skipped elsewhere.
 
 The reference architecture is the `efficientnet-lite-pytorch` package (0.1.0, installed --no-deps
@@ -19,21 +19,20 @@ from gemb.model import efficientnet as E  # noqa: E402
 from gemb.model.torch_checkpoint import load_state_dict  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def reference():
-  net = ref_lib.EfficientNet.from_name("efficientnet-lite0")
-  net.load_state_dict(torch.load(E.weights_path("lite0"), map_location="cpu", weights_only=True))
-  return net.eval()
-
-
-def test_logits_equal_torch_reference(reference):
-  x_bhwc = np.random.default_rng(0).random((2, 224, 224, 3), dtype=np.float32)
+@pytest.mark.parametrize("variant", sorted(E.VARIANTS))
+def test_logits_equal_torch_reference(variant):
+  # Lite1 and Lite2 are deeper (and Lite2 wider) presets of the same code, at their own sizes.
+  ref = ref_lib.EfficientNet.from_name(f"efficientnet-{variant}")
+  ref.load_state_dict(torch.load(E.weights_path(variant), map_location="cpu", weights_only=True))
+  ref.eval()
+  size = E.VARIANTS[variant].image_size
+  x_bhwc = np.random.default_rng(0).random((2, size, size, 3), dtype=np.float32)
   x_norm = (x_bhwc - E.IMAGENET_MEAN) / E.IMAGENET_STD
+  x_bchw = torch.from_numpy(x_norm.transpose(0, 3, 1, 2).copy())
   with torch.no_grad():
-    want = reference(torch.from_numpy(x_norm.transpose(0, 3, 1, 2).copy())).numpy()
-    feat_want = reference.extract_features(
-        torch.from_numpy(x_norm.transpose(0, 3, 1, 2).copy())).numpy().transpose(0, 2, 3, 1)
-  net = E.load_efficientnet_lite("lite0")
+    want = ref(x_bchw).numpy()
+    feat_want = ref.extract_features(x_bchw).numpy().transpose(0, 2, 3, 1)
+  net = E.load_efficientnet_lite(variant)
   got = np.asarray(net(jnp.asarray(x_norm)))
   np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)
   np.testing.assert_allclose(np.asarray(net.features(jnp.asarray(x_norm))), feat_want,

@@ -55,6 +55,36 @@ def test_tiny_recipe_runs_stages_soup_and_resumes(tmp_path, monkeypatch):
   assert again["stage/prefinetune"]["resumed_from"] == 2
 
 
+def test_validation_scores_each_model_once():
+  # The soup re-scores stage finals that were validated at their stage's end; the same weights,
+  # config and prompts must not be embedded again, and any change must be.
+  import jax
+  import numpy as np
+  from flax import nnx
+  from gemb import model as model_lib
+  from gemb.train.runner import _validator
+
+  class CountingEvaluator:
+    calls = 0
+
+    def evaluate(self, embed_fn):
+      self.calls += 1
+      return {"call": float(self.calls)}
+
+  enc, ev = model_lib.load("tiny"), CountingEvaluator()
+  validate = _validator(ev, enc)
+  assert validate() == validate() == {"call": 1.0} and ev.calls == 1
+  params = nnx.state(enc.model, nnx.Param)
+  before = jax.tree.map(np.asarray, params)
+  nnx.update(enc.model, jax.tree.map(lambda x: x + 1e-3, params))
+  assert validate() == {"call": 2.0}
+  enc.prompts = {"search result": "task: search result | query: "}
+  assert validate() == {"call": 3.0}
+  enc.prompts = None
+  nnx.update(enc.model, before)  # back to the first model: its score, not a new evaluation
+  assert validate() == {"call": 1.0} and ev.calls == 3
+
+
 def test_bad_soup_method_fails_before_training(tmp_path):
   from _helpers import REPO, run_gemb
   out = run_gemb(["run", "train:tiny", "--set", "soup.method=best", "--workdir",
