@@ -20,7 +20,15 @@ def _tiny_command(path):
   raise AssertionError(f"{path.name}: its docstring must show the tiny command, `{wanted} ...`")
 
 
-@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+# quickstart:tiny and train:tiny take 1.5-2.5 min each on 2 cores, so they run in CI's slow step
+# (the default suite trains train:tiny in tests/train/test_runner.py, and CI's wheel smoke test
+# runs quickstart:tiny from the installed wheel).
+SLOW = {"quickstart", "train"}
+
+
+@pytest.mark.parametrize("path", [
+    pytest.param(p, id=p.stem, marks=[pytest.mark.slow] if p.stem in SLOW else [])
+    for p in RECIPES])
 def test_recipe_tiny_variant_runs(path, tmp_path):
   args = _tiny_command(path)
   out = run_gemb(args + ["--workdir", str(tmp_path)], cwd=REPO)

@@ -86,6 +86,7 @@ def test_restore_gives_the_same_source_and_rejects_stale_positions():
     MinedNegatives.restore(src, [[99]] * len(src))
 
 
+@pytest.mark.slow  # ~80 s on 2 cores: a train:tiny stage that mines, then a resume
 def test_a_tiny_stage_mines_its_negatives_and_resumes_on_them(tmp_path, monkeypatch):
   monkeypatch.setenv("GEMB_PROGRESS", "0")
   over = ["stages.prefinetune.steps=1", "stages.finetune.steps=2", "checkpoint.every=1",
