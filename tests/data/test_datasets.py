@@ -251,8 +251,11 @@ def test_registered_with_cards():
 @pytest.mark.parametrize("spec", ["emoji(limit=8)", "code(limit=8)", "clips(limit=4)"])
 def test_example_without_negatives_decodes_none(spec):
   src = gemb.datasets.build(spec, split="train")
+  decode, asked = src._materialize, []
+  src._materialize = lambda rec: asked.append(list(rec["negatives"])) or decode(rec)
   for i in range(len(src)):
     whole, bare = src[i], src.example(i, negatives=False)
+    assert asked[-2] and asked[-1] == []  # the decoder never sees the dataset's negatives
     assert whole["negatives"] and bare["negatives"] == []
     assert {k: v for k, v in bare.items() if k != "negatives"}.keys() == \
         {k for k in whole if k != "negatives"}

@@ -1,6 +1,6 @@
 """gemb's EfficientNet-Lite0, 1 and 2 against a torch reference of the same network, and the
-torch-free checkpoint reader against `torch.save` / `torch.load`. Runs where torch is installed (CI's mteb
-step: `bash setup.sh mteb`); skipped elsewhere.
+torch-free checkpoint reader against `torch.save` / `torch.load`. Runs where torch is installed
+(CI's mteb step: `bash setup.sh mteb`, which imports the reference first); skipped elsewhere.
 
 The reference architecture is the `efficientnet-lite-pytorch` package (0.1.0, installed --no-deps
 beside torch; the port after lukemelas' EfficientNet-PyTorch whose key layout the weights use), in
