@@ -85,13 +85,16 @@ class PairSource:
   def __getitem__(self, i: int) -> dict:
     return self.example(i)
 
-  def example(self, i: int, negatives: bool = True) -> dict:
-    """Example i; with negatives=False its ``negatives`` are empty and never decoded (a caller
-    that brings its own, e.g. mined ones, does not pay for the dataset's images)."""
+  def example(self, i: int, max_negatives: int | None = None) -> dict:
+    """Example i with at most `max_negatives` of its negatives (None: all of them). The others
+    are never decoded, so a stage that trains on k negatives, or on none, or brings mined ones,
+    does not pay for the dataset's images."""
     if not -len(self) <= i < len(self):
       raise IndexError(f"{self.name}[{self.split}] has {len(self)} examples; index {i}.")
     rec = self.records[i]
-    return self._materialize(rec if negatives else {**rec, "negatives": []})
+    if max_negatives is not None and len(rec.get("negatives") or ()) > max_negatives:
+      rec = {**rec, "negatives": list(rec["negatives"])[:max(max_negatives, 0)]}
+    return self._materialize(rec)
 
   def __repr__(self) -> str:
     return f"<{self.name}[{self.split}]: {len(self)} examples>"

@@ -9,7 +9,10 @@ has; default train/validation/test) as attributes. The source it returns provide
   "positive_id"}`` (random access, so grain can shuffle and shard it);
 * ``records``: a random-access sequence of light per-example dicts with at least ``id``,
   ``group``, ``positive_id`` and ``task`` (no media decoded);
-* ``retrieval_task(max_queries=None) -> (queries, corpus, qrels)`` for `gemb.evaluation`.
+* ``retrieval_task(max_queries=None) -> (queries, corpus, qrels)`` for `gemb.evaluation`;
+* optionally ``example(i, max_negatives=None)``: example i with at most that many negatives,
+  decoding no others (`PairSource` has it). Training asks through `example` below, so a source
+  without it still works and only decodes more than it needs.
 
 `gemb.datasets.build` runs `check_source` on what an entry returns, so a third-party dataset
 that misses a piece fails at build time with a message naming it, not later in a trainer or
@@ -43,6 +46,17 @@ class DatasetSource(Protocol):
   def __getitem__(self, i: int) -> dict: ...
 
   def retrieval_task(self, max_queries: int | None = None) -> tuple[list, list, list[dict]]: ...
+
+
+def example(source: Any, i: int, max_negatives: int | None = None) -> dict:
+  """Example i of `source` with at most `max_negatives` negatives (None: all): through the
+  source's own ``example`` where it has one, else ``source[i]`` with its negatives cut."""
+  if callable(getattr(source, "example", None)):
+    return dict(source.example(i, max_negatives=max_negatives))
+  ex = dict(source[i])
+  if max_negatives is not None:
+    ex["negatives"] = list(ex.get("negatives") or [])[:max(max_negatives, 0)]
+  return ex
 
 
 def splits_of(entry: Any) -> tuple[str, ...]:

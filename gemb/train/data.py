@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 import grain
 import numpy as np
 
+from gemb.data import protocol
 from gemb.errors import ConfigError, InputError
 
 # prepare(items, task or one task per item) -> model inputs
@@ -61,6 +62,9 @@ class Mixture:
   seed: int = 0
   process_index: int = 0
   process_count: int = 1
+  # Negatives each pair keeps (the stage's hard_negatives); None keeps all. The rest are never
+  # decoded: a pre-finetuning stage (0) does not pay for the dataset's negative images.
+  max_negatives: int | None = None
 
   def __post_init__(self):
     if not self.sources:
@@ -85,7 +89,8 @@ class Mixture:
     for i, (name, src) in enumerate(self.sources.items()):
       if len(src) == 0:
         raise InputError(f"Task {name!r} has no pairs.")
-      self._ds[name] = grain.MapDataset.source(src).shuffle(seed=self.seed * 1009 + i).repeat()
+      capped = src if self.max_negatives is None else _AtMostNegatives(src, self.max_negatives)
+      self._ds[name] = grain.MapDataset.source(capped).shuffle(seed=self.seed * 1009 + i).repeat()
     self._task_of: list[int] = []  # the task sequence, extended lazily
 
   def _extend(self, upto: int) -> None:
@@ -111,6 +116,20 @@ class Mixture:
     start = k * self.global_batch + self.process_index * rows
     ds = self._ds[self.tasks[t]]
     return self.tasks[t], [ds[start + j] for j in range(rows)]
+
+
+class _AtMostNegatives:
+  """`source` whose examples keep at most k negatives, asked of the source itself
+  (`gemb.data.protocol.example`), so the others are never decoded."""
+
+  def __init__(self, source: Any, k: int):
+    self.source, self.k = source, k
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, i: int) -> dict:
+    return protocol.example(self.source, i, max_negatives=self.k)
 
 
 @dataclasses.dataclass

@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from gemb.data import protocol
 from gemb.errors import InputError
 from gemb.train.data import content_id
 
@@ -45,8 +46,13 @@ class MinedNegatives:
     return len(self.source)
 
   def __getitem__(self, i: int) -> dict:
-    ex = _without_negatives(self.source, i)
-    ex["negatives"] = [self.docs[j] for j in self.negatives_of[i]]
+    return self.example(i)
+
+  def example(self, i: int, max_negatives: int | None = None) -> dict:
+    """Example i with at most `max_negatives` of its mined negatives (the dataset's own are
+    never decoded)."""
+    ex = protocol.example(self.source, i, max_negatives=0)
+    ex["negatives"] = [self.docs[j] for j in self.negatives_of[i][:max_negatives]]
     return ex
 
   def to_json(self) -> list[list[int]]:
@@ -62,18 +68,10 @@ class MinedNegatives:
     return cls(source, docs, negatives_of)
 
 
-def _without_negatives(source: Any, i: int) -> dict:
-  """Example i without decoding the dataset's own negatives where the source allows it
-  (`PairSource.example`); any other source gives the whole example."""
-  if hasattr(source, "example"):
-    return dict(source.example(i, negatives=False))
-  return dict(source[i])
-
-
 def distinct_positives(source: Any) -> tuple[list[Any], list[int], list[dict]]:
   """(docs, doc_of_example, examples): the split's distinct positives by `positive_id`, which
   document each example's positive is, and the materialized examples."""
-  examples = [_without_negatives(source, i) for i in range(len(source))]
+  examples = [protocol.example(source, i, max_negatives=0) for i in range(len(source))]
   docs, where, doc_of = [], {}, []
   for i, ex in enumerate(examples):
     key = ex.get("positive_id", f"#{i}")

@@ -309,7 +309,8 @@ def train(cfg, run) -> dict:
     if st.negatives == "mined":
       sources = _mined(sources, encoder, st, run, name)
     mixture = Mixture(sources, rates, st.batch_size, seed=cfg.seed,
-                      process_index=jax.process_index(), process_count=jax.process_count())
+                      process_index=jax.process_index(), process_count=jax.process_count(),
+                      max_negatives=st.hard_negatives)
     # One process: a step's items share packed rows. Several: each side padded to an agreed
     # bucket (packed item indices would need per-process offsets).
     pack = (_pack_fn(encoder, cfg.seq_len, sharding.batch_shards(mesh, rules))

@@ -254,7 +254,7 @@ def test_example_without_negatives_decodes_none(spec):
   decode, asked = src._materialize, []
   src._materialize = lambda rec: asked.append(list(rec["negatives"])) or decode(rec)
   for i in range(len(src)):
-    whole, bare = src[i], src.example(i, negatives=False)
+    whole, bare = src[i], src.example(i, max_negatives=0)
     assert asked[-2] and asked[-1] == []  # the decoder never sees the dataset's negatives
     assert whole["negatives"] and bare["negatives"] == []
     assert {k: v for k, v in bare.items() if k != "negatives"}.keys() == \

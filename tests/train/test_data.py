@@ -39,6 +39,30 @@ def test_mixture_is_a_function_of_the_step_and_splits_over_processes():
   assert sorted(seen) == sorted(p["query"] for p in src["a"])
 
 
+@pytest.mark.parametrize("k", [0, 1])
+def test_mixture_decodes_only_the_negatives_the_stage_uses(k):
+  import gemb
+  src = gemb.datasets.build("emoji(limit=16, negatives=2)", split="train")
+  assert min(len(r["negatives"]) for r in src.records) > k  # else the cap would not bite
+  decode, seen = src._materialize, []
+  src._materialize = lambda rec: seen.append(len(rec["negatives"])) or decode(rec)
+  whole = data.Mixture({"e": src}, {"e": 1}, 8, seed=3)
+  capped = data.Mixture({"e": src}, {"e": 1}, 8, seed=3, max_negatives=k)
+  for s in range(3):  # past one epoch of 16: the repeat keeps the cap
+    (_, ref), n_ref = whole.local_pairs(s), len(seen)
+    _, got = capped.local_pairs(s)
+    assert max(seen[n_ref:]) == k  # the decoder was never handed more than the stage uses
+    for a, b in zip(ref, got):  # the same pairs, with the first k negatives
+      assert a["id"] == b["id"] and len(b["negatives"]) == k
+      assert [x.pixels.tobytes() for x in a["negatives"][:k]] == \
+          [x.pixels.tobytes() for x in b["negatives"]]
+  # A source without `example` (a plain list) is cut after reading: same pairs either way.
+  toy_src = toy.pairs(16, 1, negatives=2)
+  ref = data.Mixture({"t": toy_src}, {"t": 1}, 8, seed=2).local_pairs(1)[1]
+  got = data.Mixture({"t": toy_src}, {"t": 1}, 8, seed=2, max_negatives=k).local_pairs(1)[1]
+  assert got == [{**p, "negatives": p["negatives"][:k]} for p in ref]
+
+
 def test_mixture_bad_input():
   with pytest.raises(ConfigError, match="do not declare `task`"):
     data.Mixture({"a": list(toy.pairs(4))}, {"a": 1.0}, 4)
