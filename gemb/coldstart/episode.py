@@ -68,8 +68,8 @@ def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, see
                  noise: float = 0.7, templates: np.ndarray | None = None
                  ) -> dict[str, np.ndarray]:
   """Exploration logs: one row per item and period it spent in exploration, with the features at
-  the start of that period, the total traffic X the item got in the end, and whether it became
-  discoverable.
+  the start of that period, the total traffic X the item got in the end, whether it became
+  discoverable, and its group (the MovieLens template it was drawn around).
 
   Without `policy`, traffic is random: each item gets a total quota X (log-uniform up to `x_max`,
   or 0) spent over its first one or two periods. With `policy`, its allocations are used, each
@@ -97,4 +97,4 @@ def collect_logs(cal: Calibration, config: SimConfig, static_tf: np.ndarray, see
   # The traffic an item actually got is what the label depends on; rounding makes it differ from
   # the quota by at most one impression per period.
   return {"features": np.concatenate(rows_f), "x": sim.impressions[items].astype(np.float32),
-          "y": sim.discoverable()[items].astype(np.float32)}
+          "y": sim.discoverable()[items].astype(np.float32), "group": sim.template[items]}

@@ -64,14 +64,28 @@ def principal_components(emb_nd: np.ndarray, k: int) -> np.ndarray:
   return (centred @ vt_kd[:k].T).astype(np.float32)
 
 
-def static_features(ml: MovieLens, embed_fn: EmbedFn, content_dims: int | None = None
-                    ) -> np.ndarray:
+ITEM_FEATURES = ("content", "metadata", "none")
+
+
+def static_features(ml: MovieLens, embed_fn: EmbedFn | None, content_dims: int | None = None,
+                    include: str = "content") -> np.ndarray:
   """[n_items, d + n_genres + 2]: content embedding of title + year + genres, genres, year.
 
   With `content_dims`, the embedding is replaced by its top principal components over the
   catalogue: the discoverability model learns from a few thousand logged items, and 384 raw
-  dimensions let its members fit noise (see reports/coldstart).
+  dimensions let its members fit noise (see reports/coldstart). `include` keeps fewer columns:
+  "metadata" genres and year only, "none" no column at all (the model then sees only an item's
+  engagement so far; `embed_fn` is not called and may be None).
   """
+  if include not in ITEM_FEATURES:
+    raise ConfigError(f"item_features must be one of {ITEM_FEATURES}, got {include!r}.")
+  year = np.where(ml.years > 0, (ml.years - 1990) / 10.0, 0.0)[:, None]
+  meta = np.concatenate([ml.genres_ig, year.astype(np.float32),
+                         (ml.years > 0)[:, None].astype(np.float32)], 1)
+  if include == "none":
+    return np.zeros((ml.n_items, 0), np.float32)
+  if include == "metadata":
+    return meta.astype(np.float32)
   texts = [ml.item_text(i) for i in range(ml.n_items)]
   emb = np.asarray(embed_fn(texts), np.float32)
   if emb.ndim != 2 or emb.shape[0] != len(texts):
@@ -82,6 +96,4 @@ def static_features(ml: MovieLens, embed_fn: EmbedFn, content_dims: int | None =
                      f"{texts[int(np.argmax(bad))]!r}); every item needs a content embedding.")
   if content_dims:
     emb = principal_components(emb, int(content_dims))
-  year = np.where(ml.years > 0, (ml.years - 1990) / 10.0, 0.0)[:, None]
-  return np.concatenate([emb, ml.genres_ig, year.astype(np.float32),
-                         (ml.years > 0)[:, None].astype(np.float32)], 1)
+  return np.concatenate([emb, meta], 1).astype(np.float32)

@@ -92,6 +92,7 @@ class TrainResult:
   val_loss: float
   ece: float
   reliability: dict[str, list[float]]
+  steps: int | None = None  # the step whose parameters were kept (best held-out loss)
 
 
 def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10):
@@ -108,9 +109,17 @@ def expected_calibration_error(p: np.ndarray, y: np.ndarray, bins: int = 10):
 
 def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int = 64,
           steps: int = 1500, batch: int = 1024, lr: float = 3e-3, x0: float = 10.0,
-          val_fraction: float = 0.2, seed: int = 0, members: int = 1) -> TrainResult:
-  """Cross-entropy training with a held-out split for the calibration report; each of the
-  `members` draws its own minibatches."""
+          val_fraction: float = 0.2, seed: int = 0, members: int = 1,
+          groups: np.ndarray | None = None, eval_every: int = 0) -> TrainResult:
+  """Cross-entropy training with a held-out split; each of the `members` draws its own
+  minibatches.
+
+  `groups` (one id per row, e.g. the template a fresh item was drawn around) holds out whole
+  groups, so the held-out loss is that of items unlike any the model trained on, which is what a
+  fresh item is; rows are held out at random without it. `eval_every` > 0 scores the held-out
+  rows every that many steps and keeps the parameters of the lowest loss (early stopping on
+  held-out groups); 0 keeps the last step's.
+  """
   feat_nf, x_n, y_n = (np.asarray(v, np.float32) for v in (feat_nf, x_n, y_n))
   if feat_nf.ndim != 2 or len(feat_nf) != len(x_n) or len(x_n) != len(y_n) or len(y_n) < 10:
     raise InputError(f"training data must be [n, f] features with n >= 10 traffic values and "
@@ -118,10 +127,25 @@ def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int 
   if not np.all(np.isfinite(feat_nf)):
     raise InputError("training features contain NaN/inf: items with missing features cannot be "
                      "used; fill or drop them.")
+  if eval_every < 0 or (eval_every and not val_fraction):
+    raise InputError(f"eval_every={eval_every} needs eval_every >= 0 and a held-out split "
+                     f"(val_fraction > 0, got {val_fraction}).")
   rng = np.random.default_rng(seed)
-  perm = rng.permutation(len(y_n))
-  n_val = int(len(y_n) * val_fraction)
-  val, tr = perm[:n_val], perm[n_val:]
+  if groups is None:
+    perm = rng.permutation(len(y_n))
+    n_val = int(len(y_n) * val_fraction)
+    val, tr = perm[:n_val], perm[n_val:]
+  else:
+    groups = np.asarray(groups)
+    if groups.shape != y_n.shape:
+      raise InputError(f"groups must give one id per row: {groups.shape} for {y_n.shape} rows.")
+    ids = rng.permutation(np.unique(groups))
+    held = np.isin(groups, ids[:int(round(len(ids) * val_fraction))])
+    val, tr = np.flatnonzero(held), np.flatnonzero(~held)
+    if len(tr) == 0 or (val_fraction and len(val) == 0):
+      raise InputError(f"{len(ids)} groups cannot be split {1 - val_fraction:.2f} / "
+                       f"{val_fraction:.2f}; give more groups or another val_fraction.")
+  n_val = len(val)
   model = DiscoverabilityModel(feat_nf.shape[1], hidden, x0, members, rngs=nnx.Rngs(seed))
   model.mean_f[...] = jnp.asarray(feat_nf[tr].mean(0))
   model.std_f[...] = jnp.asarray(feat_nf[tr].std(0) + 1e-3)
@@ -133,16 +157,23 @@ def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int 
     opt.update(model, g)
     return loss
 
+  ev = val if n_val else tr
+  held_out = tuple(jnp.asarray(a[ev]) for a in (feat_nf, x_n, y_n))
+  best = (np.inf, steps, None)  # (held-out loss, step, parameters)
   loss = jnp.nan
-  for _ in range(steps):
+  for i in range(1, steps + 1):
     b = tr[rng.integers(0, len(tr), (members, min(batch, len(tr))))]
     loss = step(model, opt, jnp.asarray(feat_nf[b]), jnp.asarray(x_n[b]), jnp.asarray(y_n[b]))
-  ev = val if n_val else tr
+    if eval_every and (i % eval_every == 0 or i == steps):
+      held = float(_bce(model, *held_out))
+      if held < best[0]:
+        best = (held, i, jax.tree.map(np.array, nnx.state(model, nnx.Param)))
+  if best[2] is not None:
+    nnx.update(model, best[2])
   p = np.asarray(predict(model, feat_nf[ev], x_n[ev]))
-  val_loss = float(_bce(model, jnp.asarray(feat_nf[ev]), jnp.asarray(x_n[ev]),
-                        jnp.asarray(y_n[ev])))
+  val_loss = float(_bce(model, *held_out))
   ece, rel = expected_calibration_error(p, y_n[ev])
-  return TrainResult(model, float(loss), val_loss, ece, rel)
+  return TrainResult(model, float(loss), val_loss, ece, rel, best[1])
 
 
 @nnx.jit

@@ -28,7 +28,7 @@ from gemb.coldstart import model as model_lib
 from gemb.coldstart.bound import hindsight_bound
 from gemb.coldstart.calibrate import calibrate
 from gemb.coldstart.episode import Episode, collect_logs, policy_rng, run_episode
-from gemb.coldstart.features import resolve_embedder, static_features
+from gemb.coldstart.features import ITEM_FEATURES, resolve_embedder, static_features
 from gemb.coldstart.engagement import N_ENGAGEMENT
 from gemb.coldstart.policies.protocol import PolicyContext
 from gemb.coldstart.simulator import SimConfig, Simulator
@@ -56,6 +56,12 @@ def check_config(cfg) -> None:
   if not cfg.policies:
     raise ConfigError("coldstart: `policies` is empty; name at least one gemb.policies spec.")
   sim_config(cfg)
+  if cfg.item_features not in ITEM_FEATURES:
+    raise ConfigError(f"coldstart: item_features must be one of {ITEM_FEATURES}, got "
+                      f"{cfg.item_features!r}.")
+  if cfg.model.holdout not in ("rows", "template"):
+    raise ConfigError(f"coldstart: model.holdout must be 'rows' or 'template', got "
+                      f"{cfg.model.holdout!r}.")
   for spec in cfg.policies:
     registry.policies.get(spec)
 
@@ -122,7 +128,8 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
   t0 = time.time()
   ml = load_movielens_100k()
   cal = calibrate(ml, dim=cfg.calibration.dim, fresh_fraction=cfg.calibration.fresh_fraction)
-  static = static_features(ml, resolve_embedder(cfg.embedder), cfg.content_dims)
+  embed = resolve_embedder(cfg.embedder) if cfg.item_features == "content" else None
+  static = static_features(ml, embed, cfg.content_dims, include=cfg.item_features)
   make_index = index_factory(cfg.retriever)
   templates = template_split(cal, cfg.templates.split, cfg.templates.seed)
   run.log(step=0, phase="calibrated", mf_rmse=cal.rmse, feature_dim=static.shape[1],
@@ -145,9 +152,11 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
 
       def fit(logs):
         data = {k: np.concatenate([l[k] for l in logs]) for k in logs[0]}
+        groups = data["group"] if cfg.model.holdout == "template" else None
         res = model_lib.train(data["features"], data["x"], data["y"], hidden=cfg.model.hidden,
                               steps=cfg.model.steps, batch=cfg.model.batch, lr=cfg.model.lr,
-                              x0=cfg.model.x0, seed=cfg.model.seed, members=cfg.model.members)
+                              x0=cfg.model.x0, seed=cfg.model.seed, members=cfg.model.members,
+                              groups=groups, eval_every=cfg.model.eval_every)
         return res, data
 
       res, data = fit(logs)
@@ -161,7 +170,8 @@ def run_coldstart(cfg, run) -> dict[str, Any]:
         res, data = fit(logs)
       trained["result"] = res
       trained["rows"], trained["positive_rate"] = len(data["y"]), float(data["y"].mean())
-      run.log(step=0, phase="model", val_loss=res.val_loss, ece=res.ece, rows=len(data["y"]))
+      run.log(step=0, phase="model", val_loss=res.val_loss, ece=res.ece, rows=len(data["y"]),
+              kept_step=res.steps)
     return trained["result"].model
 
   episodes: dict[str, list] = {}
@@ -270,7 +280,7 @@ class RunState:
       res = trained["result"]
       self.model = res.model
       self.fit = {"train_loss": res.train_loss, "val_loss": res.val_loss, "ece": res.ece,
-                  "reliability": res.reliability}
+                  "reliability": res.reliability, "steps": res.steps}
       self.trained = {"rows": trained["rows"], "positive_rate": trained["positive_rate"]}
 
   def resume_episode(self, sim: Simulator, rng: np.random.Generator, policy: Any) -> None:

@@ -110,7 +110,9 @@ def get_config(variant: str = "") -> ml_collections.ConfigDict:
   }
 
   cs = recipe_config("coldstart:tiny" if tiny else "coldstart")
-  cs.embedder = "trained"  # the model trained above; or a preset such as "minilm-l6"
+  # The two halves joined: the model trained above embeds the items' titles. The coldstart
+  # recipe's default leaves content out (it does not carry over to unseen templates there).
+  cs.item_features, cs.embedder = "content", "trained"
   if not tiny:
     # A smaller platform than the committed report (reports/coldstart/lite's settings), three
     # seeds, no tuning, no seen-templates row and no cost sweep: the quickstart shows the

@@ -104,3 +104,33 @@ def test_curve_pads_rows_without_changing_them():
   chunked = M.curve(model, f, chunk=256)  # chunks of 256, 256 and 88 rows
   np.testing.assert_allclose(chunked[0], full[0], rtol=1e-5, atol=1e-6)
   assert all(v.shape == (0,) for v in M.curve(model, f[:0]))
+
+
+def _memorisable(n_groups=60, rows=40, seed=0):
+  """Labels that depend on the group only (rate 0.1 or 0.9, drawn per group) and features that
+  name the group: learnable within a group, no signal across groups."""
+  rng = np.random.default_rng(seed)
+  emb_gf = rng.normal(size=(n_groups, 8)).astype(np.float32)
+  q_g = np.where(rng.random(n_groups) < 0.5, 0.1, 0.9)
+  g = np.repeat(np.arange(n_groups), rows)
+  y = (rng.random(len(g)) < q_g[g]).astype(np.float32)
+  return emb_gf[g], rng.uniform(1, 100, len(g)).astype(np.float32), y, g
+
+
+def test_held_out_groups_reveal_memorisation_that_a_random_split_hides():
+  feat, x, y, g = _memorisable()
+  h = lambda p: -(p * np.log(p) + (1 - p) * np.log(1 - p))  # noqa: E731
+  kw = dict(hidden=32, steps=600, batch=256, lr=1e-2, seed=1)
+  rows = M.train(feat, x, y, **kw)
+  groups = M.train(feat, x, y, groups=g, **kw)
+  stopped = M.train(feat, x, y, groups=g, eval_every=25, **kw)
+  # A random split scores rows of groups it trained on: well below H(0.5), toward H(0.1).
+  assert rows.val_loss < h(0.5) - 0.2
+  # Held-out groups carry no signal: nothing beats H(0.5) there, and memorising does worse.
+  assert groups.val_loss > h(0.5) and stopped.val_loss > h(0.5) - 0.02
+  # Early stopping on the held-out groups keeps an earlier, better step.
+  assert stopped.val_loss < groups.val_loss and stopped.steps < 600
+  with pytest.raises(InputError, match="one id per row"):
+    M.train(feat, x, y, groups=g[:-1])
+  with pytest.raises(InputError, match="cannot be split"):
+    M.train(feat, x, y, groups=np.zeros_like(g), val_fraction=0.2)

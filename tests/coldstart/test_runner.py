@@ -57,6 +57,9 @@ def test_simulator_and_logs_draw_only_from_the_given_templates(cal, static, smal
   logs = collect_logs(cal, small, static, 0, templates=some)
   allowed = {tuple(r) for r in static[some]}
   assert {tuple(r[:static.shape[1]]) for r in logs["features"]} <= allowed
+  # Each row names its template, and the row's static features are that template's.
+  assert logs["group"].shape == logs["y"].shape and set(logs["group"]) <= set(some)
+  np.testing.assert_array_equal(logs["features"][:, :static.shape[1]], static[logs["group"]])
 
 
 @pytest.mark.slow
