@@ -258,18 +258,6 @@ def test_lookahead_allocation_fills_but_never_exceeds_both_budgets(n, budget, co
   assert (opts.cost_rate * xc).sum() <= cost_budget * (1 + 1e-9) and xc.sum() <= budget + 1e-6
 
 
-def test_exchangeable_fresh_items_get_whole_screens_not_a_share_each():
-  # 30 identical fresh items and a budget for 6 screens of 20 (the admission floor): six items
-  # are screened whole and the rest wait. A share of every item's screen (4 impressions each)
-  # would leave all 30 below the floor, where no screen pays off.
-  obs = _fresh_obs(30, 120)
-  opts = P.lookahead_options(_clicky_curve, 10.0, obs, 0.99, 400.0, 16, (20,))
-  assert np.all(opts.choose(np.zeros(30))[0] == opts.choose(np.zeros(30))[0][0])  # exchangeable
-  x = P.allocate_lookahead(opts, 120)
-  assert x.sum() == pytest.approx(120)
-  assert sorted(np.unique(np.round(x, 9))) == [0.0, 20.0] and (x == 20.0).sum() == 6
-
-
 def test_beta_binomial_weights_match_the_closed_form():
   import math
   from gemb.coldstart.policies.lookahead import _beta_binomial

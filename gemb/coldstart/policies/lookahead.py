@@ -175,24 +175,12 @@ def allocate_lookahead(opts: LookaheadOptions, budget: float, cost_budget: float
       lo = mid
     else:
       hi = mid
-  x_hi, x_lo = spend(hi)[0], spend(lo)[0]
-  # Between the two prices some items switch to a larger option. Options are whole: a screen
-  # that brings an item to the admission floor is worth nothing at a fraction of its size. So the
-  # switching items are funded whole, the most valuable at the lower price first (index order
-  # among equals), and only the last one in part, as in the fractional knapsack; a share of every
-  # increment would leave exchangeable fresh items (no item features) all below the floor.
-  add = np.maximum(x_lo - x_hi, 0.0)
-  order = np.argsort(-opts.choose(lo * scale)[1], kind="stable")
-  order = order[add[order] > 0]
-  room = [(budget - x_hi.sum(), add[order])]
-  if cost_budget:
-    room.append((cost_budget - (opts.cost_rate * x_hi).sum(), (opts.cost_rate * add)[order]))
-  share = np.ones(len(order))
-  for left, use in room:  # share of each switching item that fits, in order, within each budget
-    before = np.cumsum(use) - use
-    share = np.minimum(share, np.clip((left - before) / np.maximum(use, 1e-12), 0.0, 1.0))
-  x = x_hi.copy()
-  x[order] += share * add[order]
+  (x_hi, t_hi, c_hi), (x_lo, t_lo, c_lo) = spend(hi), spend(lo)
+  frac = 1.0
+  for used_hi, used_lo in ((t_hi, t_lo), (c_hi, c_lo)):
+    if used_lo > used_hi:
+      frac = min(frac, (1.0 - used_hi) / (used_lo - used_hi))
+  x = x_hi + np.clip(frac, 0.0, 1.0) * np.maximum(x_lo - x_hi, 0.0)
   # Items that switch to a smaller option between the two prices keep the larger one above;
   # scale back so that both budgets hold exactly.
   over = max(x.sum() / budget, (opts.cost_rate * x).sum() / cost_budget if cost_budget else 0.0)
