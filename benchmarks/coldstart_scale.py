@@ -1,8 +1,9 @@
 """Cold-start at scale: the default policy, the greedy plan and one simulated period at 1M items.
 
-Setup: the MovieLens-calibrated platform (recbole's ml-100k, 16-dim factorization), hashed
-bag-of-words content features reduced to 32 principal components as the recipe does (53 static
-dims), CPU only. Timed:
+Setup: the MovieLens-calibrated platform (recbole's ml-100k, 16-dim factorization), the
+`coldstart` recipe's item features (its default "none": the model reads the 6 engagement
+features only; with ``GEMB_SCALE_FEATURES=content``, hashed bag-of-words content reduced to 32
+principal components, genres and year: 53 static dims more), CPU only. Timed:
 
 * ``default_policy_1m_s``: `discoverability` exactly as registered (the recipe's 10-member model,
   the default plan), end to end for 1M fresh items: feature pass, model passes, plan. The default
@@ -60,6 +61,7 @@ def main() -> None:
   from gemb.coldstart.engagement import N_ENGAGEMENT
   from gemb.coldstart.features import bow_embed, static_features
   from gemb.coldstart.simulator import Observation, SimConfig, Simulator
+  from gemb.config import recipe_config
   from gemb.data.movielens import load_movielens_100k
 
   load0 = os.getloadavg()
@@ -69,10 +71,15 @@ def main() -> None:
   peak = matmul_peak_flops()
   ml = load_movielens_100k()
   cal = calibrate(ml)
-  static = static_features(ml, bow_embed(64), content_dims=32)
+  recipe = recipe_config("coldstart")
+  which = os.environ.get("GEMB_SCALE_FEATURES", recipe.item_features)
+  static = static_features(ml, bow_embed(64) if which == "content" else None,
+                           content_dims=recipe.content_dims, include=which)
   rng = np.random.default_rng(0)
-  model = M.DiscoverabilityModel(static.shape[1] + N_ENGAGEMENT, 64, members=10,
-                                 rngs=nnx.Rngs(0))
+  model = M.DiscoverabilityModel(static.shape[1] + N_ENGAGEMENT, recipe.model.hidden,
+                                 members=recipe.model.members, rngs=nnx.Rngs(0))
+  print(f"item features: {which!r} ({static.shape[1]} static + {N_ENGAGEMENT} engagement inputs), "
+        f"{recipe.model.members} members")
 
   def observation(n):
     imp = rng.integers(0, 60, n)

@@ -9,8 +9,8 @@ nice -n 10 python3 -m gemb run coldstart --workdir reports/coldstart/lite \
   --set "tuning.candidates.epsilon_greedy=('epsilon_greedy','epsilon_greedy(epsilon=0.0, chunk=40)')" \
   --set "tuning.candidates.ucb=('ucb','ucb(c=0.1)')" \
   --set "tuning.candidates.thompson=('thompson','thompson(chunk=40)')" \
-  --set "tuning.candidates.quota=(\"discoverability(plan='quota', cf=0.5)\",\"discoverability(plan='quota', cf=0.3)\")" \
+  --set "tuning.candidates.quota=(\"discoverability(plan='quota', cf=0.1)\",\"discoverability(plan='quota', cf=0.3, floor=20.0)\")" \
   --set "tuning.candidates.discoverability=('discoverability','discoverability(cf=0.9)')" \
-  --set "cost_sweep.policies=('discoverability',\"discoverability(plan='quota', cf=0.5)\")" \
+  --set "cost_sweep.policies=('discoverability',\"discoverability(plan='quota', cf=0.1)\")" \
   --set "cost_sweep.c_max=(50.0,150.0)" --set "cost_sweep.seeds=(0,1)"
 echo "exit $?"
