@@ -69,7 +69,8 @@ ITEM_FEATURES = ("content", "metadata", "none")
 
 def static_features(ml: MovieLens, embed_fn: EmbedFn | None, content_dims: int | None = None,
                     include: str = "content") -> np.ndarray:
-  """[n_items, d + n_genres + 2]: content embedding of title + year + genres, genres, year.
+  """Static item features [n_items, f]: by default (include="content", f = d + n_genres + 2) the
+  content embedding of title + year + genres, the genres, and the year.
 
   With `content_dims`, the embedding is replaced by its top principal components over the
   catalogue: the discoverability model learns from a few thousand logged items, and 384 raw
@@ -79,11 +80,11 @@ def static_features(ml: MovieLens, embed_fn: EmbedFn | None, content_dims: int |
   """
   if include not in ITEM_FEATURES:
     raise ConfigError(f"item_features must be one of {ITEM_FEATURES}, got {include!r}.")
+  if include == "none":
+    return np.zeros((ml.n_items, 0), np.float32)
   year = np.where(ml.years > 0, (ml.years - 1990) / 10.0, 0.0)[:, None]
   meta = np.concatenate([ml.genres_ig, year.astype(np.float32),
                          (ml.years > 0)[:, None].astype(np.float32)], 1)
-  if include == "none":
-    return np.zeros((ml.n_items, 0), np.float32)
   if include == "metadata":
     return meta.astype(np.float32)
   texts = [ml.item_text(i) for i in range(ml.n_items)]

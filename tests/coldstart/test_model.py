@@ -5,7 +5,9 @@ from flax import nnx
 
 from gemb.coldstart import model as M
 from gemb.coldstart.allocation import curve_prob, quota_closed_form
-from gemb.errors import InputError
+from gemb.errors import ConfigError, InputError
+
+from _helpers import needs_movielens
 
 
 def test_probability_is_non_decreasing_in_traffic_for_any_weights():
@@ -134,3 +136,19 @@ def test_held_out_groups_reveal_memorisation_that_a_random_split_hides():
     M.train(feat, x, y, groups=g[:-1])
   with pytest.raises(InputError, match="cannot be split"):
     M.train(feat, x, y, groups=np.zeros_like(g), val_fraction=0.2)
+
+
+@needs_movielens
+def test_item_features_keep_the_columns_asked_for():
+  from gemb.coldstart.features import bow_embed, static_features
+  from gemb.data.movielens import load_movielens_100k
+  ml = load_movielens_100k()
+  full = static_features(ml, bow_embed(16), content_dims=4)
+  n_meta = ml.genres_ig.shape[1] + 2  # genres, year, has-year
+  assert full.shape == (ml.n_items, 4 + n_meta)
+  np.testing.assert_array_equal(static_features(ml, None, 4, include="metadata"), full[:, 4:])
+  called = []
+  none = static_features(ml, lambda texts: called.append(1), include="none")
+  assert none.shape == (ml.n_items, 0) and not called  # the embedder is never run
+  with pytest.raises(ConfigError, match="item_features must be one of"):
+    static_features(ml, None, include="titles")
