@@ -159,7 +159,7 @@ def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int 
 
   ev = val if n_val else tr
   held_out = tuple(jnp.asarray(a[ev]) for a in (feat_nf, x_n, y_n))
-  best = (np.inf, steps, None)  # (held-out loss, step, parameters)
+  best = (np.inf, steps, None, None)  # (held-out loss, step, parameters, training loss)
   loss = jnp.nan
   for i in range(1, steps + 1):
     b = tr[rng.integers(0, len(tr), (members, min(batch, len(tr))))]
@@ -167,9 +167,10 @@ def train(feat_nf: np.ndarray, x_n: np.ndarray, y_n: np.ndarray, *, hidden: int 
     if eval_every and (i % eval_every == 0 or i == steps):
       held = float(_bce(model, *held_out))
       if held < best[0]:
-        best = (held, i, jax.tree.map(np.array, nnx.state(model, nnx.Param)))
-  if best[2] is not None:
+        best = (held, i, jax.tree.map(np.array, nnx.state(model, nnx.Param)), float(loss))
+  if best[2] is not None:  # the kept step's parameters and its training loss, not the last's
     nnx.update(model, best[2])
+    loss = best[3]
   p = np.asarray(predict(model, feat_nf[ev], x_n[ev]))
   val_loss = float(_bce(model, *held_out))
   ece, rel = expected_calibration_error(p, y_n[ev])

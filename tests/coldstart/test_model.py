@@ -132,6 +132,8 @@ def test_held_out_groups_reveal_memorisation_that_a_random_split_hides():
   assert groups.val_loss > h(0.5) and stopped.val_loss > h(0.5) - 0.02
   # Early stopping on the held-out groups keeps an earlier, better step.
   assert stopped.val_loss < groups.val_loss and stopped.steps < 600
+  # The reported training loss is the kept step's: memorising drives the last step's far lower.
+  assert stopped.train_loss > groups.train_loss
   with pytest.raises(InputError, match="one id per row"):
     M.train(feat, x, y, groups=g[:-1])
   with pytest.raises(InputError, match="cannot be split"):
