@@ -22,6 +22,8 @@ vector also filed under a second leaf) reaches recall with fewer leaves but is o
 
 The search-time knobs `leaves_to_search` and `reorder` are plain attributes and may be changed
 between searches (a benchmark sweeps them to find the cheapest setting at a target recall).
+`target_recall` checks them at build time on probe queries and only ever raises them; `tune` fits
+them to a sample of real queries and may lower them (docs/retrieval.md).
 """
 
 from __future__ import annotations
@@ -65,6 +67,51 @@ def auto_params(n: int, d: int, brute_force_below: int = 20000) -> dict[str, Any
   return {"num_leaves": leaves, "leaves_to_search": max(8, leaves // share), "reorder": 300,
           "dims_per_block": dpb, "training_sample_size": min(n, 100 * leaves if n >= BIG
                                                                 else 100_000)}
+
+
+def _reorder_ladder(n: int, start: int = 75) -> list[int]:
+  """Reorder depths a recall check tries: doubling from `start` up to the corpus size."""
+  out, r = [], start
+  while r < n:
+    out.append(r)
+    r *= 2
+  return out + [n]
+
+
+# What one reordered candidate costs, in vectors scored by asymmetric hashing (4 dims per block,
+# LUT16). Fitted to the quiet 1M x 128 sweep of benchmarks/retrieval.py (raw ScaNN at three
+# reorder depths, recall 0.95): ~0.41 ns a hashed vector, ~80 ns a reordered candidate. Both
+# scale with d, so the ratio carries over to other dims roughly; it only ranks settings.
+REORDER_COST = 200
+
+
+def search_cost(n: int, num_leaves: int, leaves: int, reorder: int) -> float:
+  """Relative cost of one query: vectors hashed (leaves searched times the mean leaf size, or all
+  n without a tree) plus REORDER_COST per candidate rescored exactly. Deterministic, so a build
+  resolves the same knobs on any machine and under any load."""
+  hashed = n * leaves / num_leaves if num_leaves else n
+  return hashed + REORDER_COST * reorder
+
+
+def recall_probe(emb_nd: np.ndarray, n_queries: int, noise: float, k: int,
+                 seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """Queries for a build-time recall check, and their exact top k rows: `n_queries` corpus rows,
+  each plus Gaussian noise of norm `noise` times the rows' RMS norm in a random direction (near,
+  not on, corpus points: 0.4 on unit 64-d vectors is 0.05 per coordinate)."""
+  n, d = emb_nd.shape
+  rng = np.random.default_rng(seed)
+  rows = rng.choice(n, min(n_queries, n), replace=False)
+  rms = float(np.sqrt(np.mean(np.sum(emb_nd[rows].astype(np.float64) ** 2, axis=1))))
+  q_qd = (emb_nd[rows] + noise * rms / np.sqrt(d)
+          * rng.standard_normal((len(rows), d))).astype(np.float32)
+  return q_qd, exact_top_k(emb_nd, q_qd, k)
+
+
+def recall_with_bound(found_qk: np.ndarray, truth_qk: np.ndarray) -> tuple[float, float]:
+  """Mean recall@k over queries and its one-sided 95% lower bound (mean - 1.645 standard errors
+  of the per-query recalls)."""
+  r_q = (np.asarray(found_qk)[:, :, None] == truth_qk[:, None, :]).any(axis=2).mean(axis=1)
+  return float(r_q.mean()), float(r_q.mean() - 1.645 * r_q.std() / np.sqrt(len(r_q)))
 
 
 def exact_top_k(x_nd: np.ndarray, q_qd: np.ndarray, k: int) -> np.ndarray:
@@ -176,50 +223,107 @@ class ScannIndex(Index):
       self._reach_target_recall(emb_nd)
 
   def _reach_target_recall(self, emb_nd: np.ndarray) -> None:
-    """Measures recall@k of this build on corpus points used as queries (plus noise) against
-    exact search, and raises the leaves searched and the reorder depth (those the user left to
-    gemb) until the target holds. Search-time knobs only: the index is not rebuilt."""
-    n, d = emb_nd.shape
-    k = min(self.recall_k, n)
-    rng = np.random.default_rng(0)
-    rows = rng.choice(n, min(self.recall_queries, n), replace=False)
-    # Noise of norm `recall_noise` times the rows' RMS norm, in a random direction: queries near,
-    # not on, corpus points (0.4 on unit 64-d vectors is 0.05 per coordinate).
-    rms = float(np.sqrt(np.mean(np.sum(emb_nd[rows].astype(np.float64) ** 2, axis=1))))
-    q_qd = (emb_nd[rows] + self.recall_noise * rms / np.sqrt(d)
-            * rng.standard_normal((len(rows), d))).astype(np.float32)
-    truth_qk = exact_top_k(emb_nd, q_qd, k)
+    """The build's recall check: on corpus points used as queries (plus noise), raises the knobs
+    left to gemb from the table's setting until the target holds. Never lowers them: how far real
+    queries lie from the corpus is unknown here, and the table's margin is what keeps recall on
+    queries farther out than the probe (see `tune` to fit the knobs to a sample of real queries)."""
+    k = min(self.recall_k, emb_nd.shape[0])
+    q_qd, truth_qk = recall_probe(emb_nd, self.recall_queries, self.recall_noise, k)
+    p = self.resolved
+    reorders = _reorder_ladder(emb_nd.shape[0], start=p["reorder"])
+    self._settle(q_qd, truth_qk, k, p["leaves_to_search"], reorders, "corpus points used as")
+
+  def tune(self, corpus_nd: Any, queries_qd: Any, target_recall: float | None = None) -> dict:
+    """Fits the search knobs left to gemb (leaves searched, reorder depth) to a sample of the
+    queries you will search with: the cheapest setting whose recall@`recall_k` on them, against
+    exact search over `corpus_nd` (the vectors the index was built from), holds `target_recall`
+    (default: the index's). Unlike the build's check it may lower the knobs below the table's, so
+    the promise holds for queries like the sample, not for others. Returns `resolved`."""
+    from gemb.retrieval.base import as_vectors
+    self._require_built()
+    target = self.target_recall if target_recall is None else target_recall
+    if target is None or not 0 < target <= 1:
+      raise InputError(f"scann.tune: target_recall={target} must be in (0, 1].")
+    x_nd = as_vectors(corpus_nd, "corpus_nd")
+    q_qd = as_vectors(queries_qd, "queries_qd", dim=x_nd.shape[1])
+    if x_nd.shape[0] != len(self):
+      raise InputError(f"scann.tune: corpus_nd has {x_nd.shape[0]} rows but the index holds "
+                       f"{len(self)}; pass the vectors the index was built from.")
+    if not self.resolved.get("reorder"):
+      return self.resolved  # exact brute force: nothing to tune
+    k = min(self.recall_k, x_nd.shape[0])
+    truth_qk = exact_top_k(x_nd, q_qd, k)
+    reorders = (_reorder_ladder(x_nd.shape[0]) if self.reorder is None
+                else [self.resolved["reorder"]])
+    self._settle(q_qd, truth_qk, k, 1, reorders, "the given", target)
+    return self.resolved
+
+  def _settle(self, q_qd: np.ndarray, truth_qk: np.ndarray, k: int, leaves_floor: int,
+              reorders: list[int], what: str, target: float | None = None) -> None:
+    """Sets the cheapest (leaves searched, reorder depth) whose recall@k on q_qd holds `target`.
+
+    "Holds" means the one-sided 95% lower bound of the mean recall over the queries (mean - 1.645
+    standard errors) reaches the target, so the promise rests on the sample's size, not its luck.
+    For each reorder depth in `reorders` (rising) the fewest leaves from `leaves_floor` up that
+    hold it are found by bisection, and the setting of least `search_cost` is kept (the depths
+    stop once a deeper one costs more). Knobs the user set stay as set.
+    """
+    target = self.target_recall if target is None else target
     p = self.resolved
 
-    def measure() -> float:
-      found_qk = self._rows(q_qd, k)
-      return float((found_qk[:, :, None] == truth_qk[:, None, :]).any(axis=2).mean())
+    def measure() -> tuple[float, float]:  # (mean recall, its lower bound)
+      return recall_with_bound(self._rows(q_qd, k), truth_qk)
 
-    # Greedy: each step raises by a quarter whichever knob (of those left to gemb) buys more recall.
-    steps = {}
-    if self.leaves_to_search is None and p["num_leaves"]:
-      steps["leaves_to_search"] = p["num_leaves"]
-    if self.reorder is None:
-      steps["reorder"] = n
-    hit = measure()
-    while hit < self.target_recall:
-      tried = {}
-      for key, cap in steps.items():
-        if p[key] < cap:
-          old = p[key]
-          p[key] = min(cap, int(math.ceil(old * 1.25)))
-          tried[key] = (measure(), p[key])
-          p[key] = old
-      if not tried:
-        break
-      key = max(tried, key=lambda kk: tried[kk][0])
-      hit, p[key] = tried[key]
-    p["measured_recall"] = round(hit, 4)
-    if hit < self.target_recall:
-      warnings.warn(f"scann: recall@{k} is {hit:.3f} on {len(rows)} corpus points used as queries, "
-                    f"below target_recall={self.target_recall}, with every leaf searched or the "
-                    "leaves and reorder depth fixed by you. Leave leaves_to_search / reorder to "
-                    "gemb (None), raise them, or use the `exact` index.",
+    free_leaves = self.leaves_to_search is None and bool(p["num_leaves"])
+    if self.reorder is not None:
+      reorders = [self.reorder]
+    n = len(self)
+    best = None  # (cost, leaves, reorder, mean recall)
+    fallback = None  # the most generous setting tried, if none holds the target
+    last_cost, known_hi = math.inf, None
+    for r in reorders:
+      p["reorder"] = r
+      if free_leaves:
+        # A deeper reorder recalls at least as much with as many leaves: the last depth's answer
+        # brackets this one's, and only the first feasible depth needs the all-leaves check.
+        hi, lo = known_hi or p["num_leaves"], min(leaves_floor, p["num_leaves"])
+        p["leaves_to_search"] = lo
+        floor_holds = measure()[1] >= target
+        if floor_holds:
+          hi = lo
+        elif known_hi is None:
+          p["leaves_to_search"] = hi
+          mean, bound = measure()
+          fallback = (hi, r, mean)
+          if bound < target:
+            continue  # even every leaf misses it at this depth: reorder deeper
+        while lo < hi:  # the fewest leaves that hold the target (recall rises with leaves)
+          p["leaves_to_search"] = mid = (lo + hi) // 2
+          if measure()[1] >= target:
+            hi = mid
+          else:
+            lo = mid + 1
+        p["leaves_to_search"] = known_hi = hi
+        mean, _ = measure()
+      else:
+        mean, bound = measure()
+        fallback = (p["leaves_to_search"], r, mean)
+        if bound < target:
+          continue
+      cost = search_cost(n, p["num_leaves"], p["leaves_to_search"], r)
+      if best is None or cost < best[0]:
+        best = (cost, p["leaves_to_search"], r, mean)
+      if cost > last_cost or (free_leaves and floor_holds):
+        break  # costs rise from here on (at the leaves' floor, a deeper reorder only adds)
+      last_cost = cost
+    chosen = best[1:] if best else fallback
+    p["leaves_to_search"], p["reorder"] = chosen[0], chosen[1]
+    p["measured_recall"] = round(chosen[2], 4)
+    if best is None:
+      warnings.warn(f"scann: recall@{k} is {chosen[2]:.3f} on {len(q_qd)} {what} queries, below "
+                    f"target_recall={target}, with every leaf searched and the deepest reorder "
+                    "tried, or the leaves and reorder depth fixed by you. Leave leaves_to_search "
+                    "/ reorder to gemb (None), raise them, or use the `exact` index.",
                     RuntimeWarning, stacklevel=4)
 
   def _blocked(self, x_nd: np.ndarray) -> np.ndarray:

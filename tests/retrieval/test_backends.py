@@ -365,6 +365,51 @@ def test_scann_default_keeps_recall_on_unstructured_vectors():
   assert index.resolved["measured_recall"] >= 0.95
 
 
+def _near(x, n_q, noise, seed):
+  """Queries near corpus points: a corpus row plus Gaussian noise per coordinate."""
+  rng = np.random.default_rng(seed)
+  return (x[rng.integers(0, len(x), n_q)] + noise * rng.normal(size=(n_q, x.shape[1]))).astype(
+      np.float32)
+
+
+def _bound(found_qk, truth_qk):
+  """Mean recall over queries minus 1.645 standard errors, computed here from sets."""
+  r_q = np.array([len(set(a) & set(b)) / len(b) for a, b in zip(found_qk, truth_qk)])
+  return r_q.mean() - 1.645 * r_q.std() / np.sqrt(len(r_q))
+
+
+def test_scann_tune_finds_the_fewest_leaves_that_hold_the_target_on_a_query_sample():
+  """`tune` on a sample of the queries: the build's table setting has margin for far queries;
+  fitted to queries close to the corpus it searches fewer leaves, holds the target on fresh
+  queries like the sample, and one leaf fewer at the chosen depth would miss it on the sample."""
+  x = clustered(30_000, 32, seed=50)
+  index = gemb.retrievers.build("scann").build(x)
+  table = dict(index.resolved)
+  sample, fresh = _near(x, 600, 0.05, seed=51), _near(x, 600, 0.05, seed=52)
+  truth_sample = brute(x, sample, 10)[0]
+  got = index.tune(x, sample)
+  assert got is index.resolved and got["leaves_to_search"] < table["leaves_to_search"], (table, got)
+  assert index.params()["leaves_to_search"] is None  # still gemb's to resolve: never stored over
+  assert _bound(index.search(sample, 10)[0], truth_sample) >= 0.95
+  assert recall(index.search(fresh, 10)[0], brute(x, fresh, 10)[0]) >= 0.95
+  index.leaves_to_search = got["leaves_to_search"] - 1  # the cheapest: one leaf fewer misses
+  assert _bound(index.search(sample, 10)[0], truth_sample) < 0.95
+  with pytest.raises(gemb.InputError, match="rows but the index holds"):
+    index.tune(x[:-1], sample)
+
+
+def test_scann_build_check_never_lowers_the_table_setting():
+  """The build's own check (corpus points plus noise) only raises: on clustered data where the
+  table's setting already holds the target, the knobs stay at the table's values."""
+  from gemb.retrieval.scann_index import auto_params
+  x = clustered(30_000, 32, seed=53)
+  index = gemb.retrievers.build("scann").build(x)
+  table = auto_params(30_000, 32)
+  assert index.resolved["leaves_to_search"] == table["leaves_to_search"]
+  assert index.resolved["reorder"] == table["reorder"]
+  assert index.resolved["measured_recall"] >= 0.95
+
+
 def test_scann_target_recall_leaves_explicit_knobs_alone_and_warns():
   x = _gaussian(20_000, 32, seed=42)
   with pytest.warns(RuntimeWarning, match="below target_recall=0.99"):
