@@ -432,7 +432,10 @@ def run_suite(x, q, method_groups: list[list[Method]], target, log,
     tuned = {}  # the other libraries' settings tuned on q_tune, timed alongside
     if q_tune is not None:
       for m in group:
-        if not hasattr(m, "tuned_setting") and not m.name.startswith("raw-"):
+        # Not gemb (its `tune` runs below), not raw ScaNN (the yardstick of gemb's overhead),
+        # not a method with one setting (exact search: nothing to tune).
+        if (not hasattr(m, "tuned_setting") and not m.name.startswith("raw-")
+            and any(len(g) > 1 for g in m.settings())):
           log(f"  {m.name}: tuning on the query sample")
           tuned[m.name] = [(label, fn, recall_at_k(np.asarray(fn(q)), truth))
                            for label, fn, _ in cheapest_at_target(m, q_tune, truth_tune, target,

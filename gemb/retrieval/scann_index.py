@@ -253,9 +253,7 @@ class ScannIndex(Index):
       return self.resolved  # exact brute force: nothing to tune
     k = min(self.recall_k, x_nd.shape[0])
     truth_qk = exact_top_k(x_nd, q_qd, k)
-    reorders = (_reorder_ladder(x_nd.shape[0]) if self.reorder is None
-                else [self.resolved["reorder"]])
-    self._settle(q_qd, truth_qk, k, 1, reorders, "the given", target)
+    self._settle(q_qd, truth_qk, k, 1, _reorder_ladder(x_nd.shape[0]), "given", target)
     return self.resolved
 
   def _settle(self, q_qd: np.ndarray, truth_qk: np.ndarray, k: int, leaves_floor: int,
@@ -266,8 +264,8 @@ class ScannIndex(Index):
     standard errors) reaches the target, so the promise rests on the sample's size, not its luck.
     For each reorder depth in `reorders` (rising) the fewest leaves from `leaves_floor` up that
     hold it are found by bisection, and the setting of least `search_cost` is kept (the depths
-    stop once a deeper one costs more). Knobs the user set stay as set.
-    """
+    stop once a deeper one costs more). Knobs the user set stay as set (a set `reorder` replaces
+    the ladder)."""
     target = self.target_recall if target is None else target
     p = self.resolved
 
